@@ -1,0 +1,250 @@
+"""The values that flow through the pipeline, and the tables that keep them.
+
+``Item`` is what a watcher yields, one model for every source. ``Event`` is what
+change detection makes of it. The ``table=True`` classes are the store; only
+``agent.store``, ``agent.outbox`` and ``agent.subscriptions`` write them.
+
+All datetimes are timezone-aware UTC inside the program; ``UtcDateTime``
+makes SQLite (which forgets the zone) give them back that way.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlmodel import Column, SQLModel, UniqueConstraint
+from sqlmodel import Field as SQLField
+
+
+class Kind(StrEnum):
+    """What sort of publication an item is."""
+
+    TENDER = "tender"
+    EXEMPTION = "exemption"
+    CALL_FOR_BIDS = "call_for_bids"
+    SUPPORT_CRITERIA = "support_criteria"
+    BUDGET_CHANGE = "budget_change"
+    BUDGET_ITEM = "budget_item"
+    CONTRACT = "contract"
+    FEED_ENTRY = "feed_entry"
+
+
+class EventType(StrEnum):
+    """What happened to an item, as change detection saw it."""
+
+    NEW = "new"
+    UPDATED = "updated"
+    STATUS_CHANGED = "status_changed"
+    DEADLINE_CHANGED = "deadline_changed"
+    CLOSING_SOON = "closing_soon"
+    APPROVED = "approved"
+
+
+#: Item fields left out of the content hash: they identify, or are bookkeeping.
+_UNHASHED = frozenset({"source", "key", "raw"})
+
+
+class Item(BaseModel):
+    """One publication from one source, normalised.
+
+    ``key`` is the source's own stable identity (never a row counter);
+    ``raw`` keeps the payload as received. Amounts are in ``currency`` units
+    (shekels, not thousands). ``budget_base`` is the programme's budget before
+    a budget change, when known, so rules can ask for a percentage.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = ""
+    kind: Kind
+    key: str = Field(min_length=1)
+    title: str
+    description: str = ""
+    publisher: str | None = None
+    publishing_unit: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    budget_base: float | None = None
+    published_at: datetime | None = None
+    deadline: datetime | None = None
+    status: str | None = None
+    url: str | None = None
+    budget_codes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("published_at", "deadline")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("datetime must be timezone-aware")
+        return value.astimezone(UTC) if value is not None else None
+
+    def content(self) -> dict[str, Any]:
+        """Return the fields that count as content, JSON-ready."""
+        return self.model_dump(mode="json", exclude=set(_UNHASHED))
+
+    def content_hash(self) -> str:
+        """Return a stable hash of the content, to tell an update from a re-read."""
+        text = json.dumps(self.content(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Change(BaseModel):
+    """One field's value before and after an update."""
+
+    model_config = ConfigDict(frozen=True)
+
+    before: Any
+    after: Any
+
+
+class Event(BaseModel):
+    """Something that happened to an item: the unit that rules match."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    item: Item
+    changes: dict[str, Change] = Field(default_factory=dict)
+    #: Makes the event unique per item: a replayed poll cannot create it twice.
+    dedup_key: str
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Store aware datetimes as UTC and give them back aware, whatever the database."""
+
+    impl = sa.types.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return SQLField(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json_column() -> Any:
+    return SQLField(default_factory=dict, sa_column=Column(sa.JSON, nullable=False))
+
+
+class StoredItem(SQLModel, table=True):
+    """The last known state of an item, keyed by (source, key)."""
+
+    __tablename__ = "item"
+    __table_args__ = (UniqueConstraint("source", "key"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    source: str = SQLField(index=True)
+    key: str
+    kind: str = SQLField(index=True)
+    content_hash: str
+    data: dict[str, Any] = _json_column()
+    first_seen_at: datetime = _utc_column(nullable=False, index=True)
+    last_seen_at: datetime = _utc_column(nullable=False)
+    changed_at: datetime = _utc_column(nullable=False)
+    deadline: datetime | None = _utc_column(index=True)
+    #: The deadline a closing-soon event was last emitted for (once per deadline).
+    closing_soon_for: datetime | None = _utc_column()
+
+    def to_item(self) -> Item:
+        """Rebuild the validated item from its stored JSON."""
+        return Item.model_validate(self.data)
+
+
+class StoredEvent(SQLModel, table=True):
+    """An event that change detection emitted; deliveries point at it."""
+
+    __tablename__ = "event"
+    __table_args__ = (UniqueConstraint("item_id", "dedup_key"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    item_id: int = SQLField(foreign_key="item.id", index=True)
+    type: str
+    dedup_key: str
+    changes: dict[str, Any] = _json_column()
+    #: The item as it was when the event happened, for rendering and backtests.
+    snapshot: dict[str, Any] = _json_column()
+    created_at: datetime = _utc_column(nullable=False, index=True)
+
+    def to_event(self) -> Event:
+        """Rebuild the validated event."""
+        return Event(
+            type=EventType(self.type),
+            item=Item.model_validate(self.snapshot),
+            changes={k: Change.model_validate(v) for k, v in self.changes.items()},
+            dedup_key=self.dedup_key,
+        )
+
+
+class SourceState(SQLModel, table=True):
+    """Health and cursor of one configured source."""
+
+    __tablename__ = "source_state"
+
+    name: str = SQLField(primary_key=True)
+    cursor: str | None = None
+    baseline_done: bool = False
+    last_attempt_at: datetime | None = _utc_column()
+    last_success_at: datetime | None = _utc_column()
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    items_seen: int = 0
+    last_item_count: int = 0
+
+
+class Subscription(SQLModel, table=True):
+    """A person's or team's standing request: a rule, channels and a cadence."""
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    name: str = SQLField(unique=True)
+    #: The rule: structured fields and query string, as ``agent.rules.RuleSpec`` JSON.
+    rule: dict[str, Any] = _json_column()
+    #: The compiled rule tree, so a restart does not re-parse (``agent.rules``).
+    compiled: dict[str, Any] = _json_column()
+    channels: list[str] = SQLField(default_factory=list, sa_column=Column(sa.JSON))
+    email: str | None = None
+    telegram_chat_id: str | None = None
+    language: str = "he"
+    cadence: str = "immediate"
+    feed_token: str = SQLField(unique=True, index=True)
+    active: bool = True
+    created_at: datetime = _utc_column(nullable=False)
+
+
+class Delivery(SQLModel, table=True):
+    """One alert for one subscription on one channel: the outbox row.
+
+    Unique on (subscription, event, channel), so re-matching cannot duplicate it.
+    """
+
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id", "channel"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    subscription_id: int = SQLField(foreign_key="subscription.id", index=True)
+    event_id: int = SQLField(foreign_key="event.id", index=True)
+    channel: str
+    status: str = SQLField(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = _utc_column(nullable=False, index=True)
+    created_at: datetime = _utc_column(nullable=False)
+    sent_at: datetime | None = _utc_column()
+    last_error: str | None = None
+    #: What the channel gave back: an e-mail Message-ID, a Telegram message id.
+    receipt: str | None = None
+    #: Why the rule matched: the clauses and terms that hit (``agent.rules.Match``).
+    reasons: list[Any] = SQLField(default_factory=list, sa_column=Column(sa.JSON))

@@ -1,0 +1,55 @@
+"""Shared test helpers: real servers on loopback, recorded fixtures, a fixed clock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+# python-telegram-bot warns (and warnings are errors) unless this is set.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+#: The recorded real data shared by the project (``../shared/fixtures``).
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+#: The repository root.
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A fixed "now" for tests that do not care about the date.
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port for the duration; yield its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        host, port = sock.getsockname()
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    """Path of the shared recorded fixtures."""
+    assert FIXTURES.is_dir(), f"recorded fixtures not found at {FIXTURES}"
+    return FIXTURES

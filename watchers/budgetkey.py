@@ -1,0 +1,19 @@
+"""Placeholder: being written."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+
+from watchers.base import Batch, SourceSettings
+
+
+class BudgetKeyWatcher(SourceSettings):
+    """Placeholder."""
+
+    kind: Literal["budgetkey"]
+
+    async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
+        """Placeholder."""
+        raise NotImplementedError
