@@ -224,6 +224,8 @@ class Subscription(SQLModel, table=True):
     feed_token: str = SQLField(unique=True, index=True)
     active: bool = True
     created_at: datetime = _utc_column(nullable=False)
+    #: Bumped on every edit, so a running matcher knows to re-index the rule.
+    updated_at: datetime = _utc_column(nullable=False)
 
 
 class Delivery(SQLModel, table=True):
@@ -238,6 +240,7 @@ class Delivery(SQLModel, table=True):
     subscription_id: int = SQLField(foreign_key="subscription.id", index=True)
     event_id: int = SQLField(foreign_key="event.id", index=True)
     channel: str
+    #: ``pending`` → ``sending`` (claimed, lease in ``next_attempt_at``) → ``sent``, or ``dead``.
     status: str = SQLField(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime = _utc_column(nullable=False, index=True)

@@ -50,6 +50,9 @@ class Watcher(Protocol):
     @property
     def enabled(self) -> bool: ...
 
+    @property
+    def alert_on_first_poll(self) -> bool: ...
+
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch: ...
 
 
@@ -70,14 +73,17 @@ class SourceSettings(BaseModel):
     max_pages: int = Field(default=200, ge=1)
 
 
-async def fetch(http: httpx.AsyncClient, url: str, **params: Any) -> httpx.Response:
+async def fetch(
+    http: httpx.AsyncClient, url: str, *, headers: dict[str, str] | None = None, **params: Any
+) -> httpx.Response:
     """GET ``url`` and return the response, or raise ``SourceError`` saying why not.
 
     A 403, a 429/5xx, a network error, and a bot-challenge page all raise: the
-    caller never sees a failure as an empty answer.
+    caller never sees a failure as an empty answer. ``headers`` are sent as given
+    (conditional GET); a 304 is returned to the caller, not raised.
     """
     try:
-        response = await http.get(url, params=params or None)
+        response = await http.get(url, params=params or None, headers=headers)
     except httpx.HTTPError as exc:
         raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code == 403 or _is_challenge(response):

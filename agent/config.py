@@ -1,0 +1,137 @@
+"""The configuration: ``config.toml`` validated once at start-up.
+
+Every table forbids unknown keys, so a typo stops the agent with exit status 2
+and a message naming the key. Any key may also come from the environment as
+``SMART_AGENT_<TABLE>__<KEY>`` (the environment wins), which is how secrets
+such as ``SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN`` or
+``SMART_AGENT_AGENT__SIGNING_KEY`` stay out of the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent.errors import ConfigError
+from notifiers import Notifiers
+from watchers import Source
+
+ENV_PREFIX = "SMART_AGENT_"
+
+
+class AgentSettings(BaseModel):
+    """The ``[agent]`` table: storage, links and timing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: SQLAlchemy URL; the embedded default is SQLite under ``var/``.
+    database_url: str = "sqlite:///var/smart-agent.db"
+    #: Where people reach this service: feed and unsubscribe links start here.
+    public_url: str = "http://127.0.0.1:8080"
+    #: Signs unsubscribe links; set it from the environment in production.
+    signing_key: SecretStr = SecretStr("change-me")
+    #: Jinja2 templates, relative to the config file.
+    templates_dir: Path = Path("templates")
+    #: A deadline this close (in days) produces one ``closing_soon`` event.
+    closing_soon_days: float = Field(default=3.0, gt=0)
+    #: How often the dispatcher looks for due deliveries.
+    dispatch_every: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    #: After this many failed attempts a delivery is dead (visible, replayable).
+    max_attempts: int = Field(default=8, ge=1)
+    #: The zone digests are scheduled in and dates are shown in.
+    timezone: str = "Asia/Jerusalem"
+    #: Local hour at which daily and weekly digests go out.
+    digest_hour: int = Field(default=8, ge=0, le=23)
+    #: Shown as the sender and in message footers.
+    site_name: str = "Smart Agent"
+    #: Sent with every request to a source, so publishers can reach us.
+    user_agent: str = "smart-agent/0.1 (+https://github.com/OpenBudget; alerts)"
+
+    @property
+    def closing_soon_window(self) -> timedelta:
+        """``closing_soon_days`` as a duration."""
+        return timedelta(days=self.closing_soon_days)
+
+
+class ServerSettings(BaseModel):
+    """The ``[server]`` table: the HTTP server with feeds and health."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class Config(BaseSettings):
+    """The whole configuration, from ``config.toml`` and ``SMART_AGENT_*`` variables."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
+    )
+
+    agent: AgentSettings = AgentSettings()
+    server: ServerSettings = ServerSettings()
+    notifiers: Notifiers = Notifiers()
+    sources: dict[str, Source] = Field(default_factory=dict)
+    #: The folder the config file sits in; relative paths are resolved against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Let the environment override the file (the file arrives as init values)."""
+        return (env_settings, init_settings)
+
+    def path(self, relative: Path) -> Path:
+        """Resolve ``relative`` against the config file's folder."""
+        return relative if relative.is_absolute() else self.base_dir / relative
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, with a relative SQLite path resolved against ``base_dir``."""
+        url = self.agent.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(Path(url.removeprefix(prefix))))
+        return url
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``; raise ``ConfigError`` naming every bad key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return build_config(data, base_dir=path.resolve().parent, origin=str(path))
+
+
+def build_config(data: dict[str, Any], *, base_dir: Path, origin: str = "config") -> Config:
+    """Validate a parsed configuration mapping."""
+    try:
+        return Config(**data, base_dir=base_dir)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: invalid configuration\n{format_errors(exc)}") from exc
+
+
+def format_errors(exc: ValidationError) -> str:
+    """Render pydantic errors as ``  key.path: what was expected (got value)`` lines."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        given = error.get("input")
+        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+        lines.append(f"  {key}: {error['msg']}{shown}")
+    return "\n".join(lines)

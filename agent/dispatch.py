@@ -1,0 +1,146 @@
+"""The dispatcher: due outbox rows → rendered messages → channels.
+
+Due rows are grouped per (subscription, channel), so what fell due together
+(one poll's results, or a daily digest) becomes one message, split only where
+the channel's size limit demands. Each message's rows are marked sent only
+after its channel accepted it; see ``agent.outbox`` for the guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from agent import outbox
+from agent.errors import DeliveryError, PermanentDeliveryError
+from agent.links import Links
+from agent.models import Subscription
+from agent.rendering import Alert, Recipient, Renderer
+from notifiers import Notifier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatchResult:
+    """Counts of what one dispatch run did, by delivery."""
+
+    sent: int = 0
+    retrying: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def dispatch(
+    *,
+    db: Engine,
+    notifiers: Mapping[str, Notifier],
+    renderer: Renderer,
+    links: Links,
+    now: datetime,
+    max_attempts: int,
+) -> DispatchResult:
+    """Send every due delivery once; return what happened."""
+    with Session(db, expire_on_commit=False) as session:
+        claimed = outbox.claim(session, now=now)
+        session.commit()
+    groups: dict[tuple[int, str], list[outbox.Claimed]] = defaultdict(list)
+    for item in claimed:
+        groups[(item.delivery.subscription_id, item.delivery.channel)].append(item)
+    result = DispatchResult()
+    for (_, channel), group in groups.items():
+        await _send_group(
+            channel,
+            group,
+            db=db,
+            notifiers=notifiers,
+            renderer=renderer,
+            links=links,
+            now=now,
+            max_attempts=max_attempts,
+            result=result,
+        )
+    return result
+
+
+async def _send_group(
+    channel: str,
+    group: list[outbox.Claimed],
+    *,
+    db: Engine,
+    notifiers: Mapping[str, Notifier],
+    renderer: Renderer,
+    links: Links,
+    now: datetime,
+    max_attempts: int,
+    result: DispatchResult,
+) -> None:
+    sub = group[0].subscription
+    alerts = [
+        Alert(c.delivery.id, c.event.to_event(), c.delivery.reasons, c.event.created_at)
+        for c in group
+        if c.delivery.id is not None
+    ]
+    notifier = notifiers.get(channel)
+    address = _address(sub, channel)
+    if notifier is None or address is None:
+        why = "channel not configured" if notifier is None else f"no {channel} address"
+        _fail(
+            db,
+            [a.delivery_id for a in alerts],
+            PermanentDeliveryError(why),
+            now=now,
+            max_attempts=max_attempts,
+            result=result,
+        )
+        return
+    recipient = Recipient(
+        subscription_name=sub.name,
+        address=address,
+        language=sub.language,
+        feed_url=links.feed_url(sub),
+        unsubscribe_url=links.unsubscribe_url(sub),
+    )
+    for outgoing in renderer.render(channel, recipient, alerts):
+        ids = list(outgoing.delivery_ids)
+        try:
+            receipt = await notifier.send(outgoing.message)
+        except DeliveryError as exc:
+            logger.warning("%s to %s failed: %s", channel, sub.name, exc)
+            _fail(db, ids, exc, now=now, max_attempts=max_attempts, result=result)
+            continue
+        with Session(db) as session:
+            outbox.mark_sent(session, ids, now=now, receipt=receipt)
+            session.commit()
+        result.sent += len(ids)
+
+
+def _address(sub: Subscription, channel: str) -> str | None:
+    if channel == "email":
+        return sub.email
+    if channel == "telegram":
+        return sub.telegram_chat_id
+    return sub.feed_token
+
+
+def _fail(
+    db: Engine,
+    ids: list[int],
+    error: DeliveryError,
+    *,
+    now: datetime,
+    max_attempts: int,
+    result: DispatchResult,
+) -> None:
+    with Session(db) as session:
+        dead = outbox.mark_failed(session, ids, error, now=now, max_attempts=max_attempts)
+        session.commit()
+    result.dead += dead
+    result.retrying += len(ids) - dead
+    result.errors.append(str(error))

@@ -1,0 +1,151 @@
+"""One poll of one source, from download to committed outbox rows.
+
+No transaction is open across the network: the cursor is read, the session
+closed, the watcher awaited, and then items, events, deliveries and the new
+cursor are committed together. A failed poll changes no item and is recorded
+as a source-health failure, never read as "the items disappeared".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from agent import outbox, store
+from agent.config import AgentSettings
+from agent.errors import SourceError
+from agent.matching import Matcher
+from agent.models import SourceState
+from watchers import Batch, Watcher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one poll did."""
+
+    source: str
+    ok: bool
+    items: int = 0
+    events: int = 0
+    deliveries: int = 0
+    baseline: bool = False
+    error: str | None = None
+
+
+async def poll(
+    name: str,
+    watcher: Watcher,
+    *,
+    db: Engine,
+    http: httpx.AsyncClient,
+    matcher: Matcher,
+    settings: AgentSettings,
+    channels: Collection[str],
+    now: datetime,
+) -> PollResult:
+    """Poll ``name`` once, store what changed and queue the alerts it causes."""
+    with Session(db) as session:
+        state = session.get(SourceState, name) or SourceState(name=name)
+        cursor, had_items = state.cursor, state.last_item_count
+        silent = not state.baseline_done and not watcher.alert_on_first_poll
+    try:
+        batch = await watcher.poll(http, cursor)
+        _check_not_emptied(batch, had_items)
+    except SourceError as exc:
+        logger.warning("source %s failed: %s", name, exc)
+        _record_failure(db, name, str(exc), now=now)
+        return PollResult(name, ok=False, error=str(exc))
+    with Session(db) as session:
+        recorded = store.record(
+            session,
+            name,
+            batch.items,
+            now=now,
+            closing_window=settings.closing_soon_window,
+            silent=silent,
+        )
+        matcher.sync(session)
+        rows = [
+            row
+            for rec in recorded
+            for row in _deliveries(matcher, rec, channels=channels, settings=settings, now=now)
+        ]
+        queued = outbox.enqueue(session, rows)
+        _record_success(session, name, batch, now=now)
+        session.commit()
+    logger.info(
+        "source %s: %d items, %d events, %d alerts queued%s",
+        name,
+        len(batch.items),
+        len(recorded),
+        queued,
+        " (baseline)" if silent else "",
+    )
+    return PollResult(name, True, len(batch.items), len(recorded), queued, baseline=silent)
+
+
+def _check_not_emptied(batch: Batch, had_items: int) -> None:
+    # A whole listing that suddenly comes back empty is a broken source far
+    # more often than a government that withdrew everything at once.
+    if batch.complete and not batch.items and had_items:
+        raise SourceError(f"returned no items where the last poll had {had_items}")
+
+
+def _deliveries(
+    matcher: Matcher,
+    rec: store.Recorded,
+    *,
+    channels: Collection[str],
+    settings: AgentSettings,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows = []
+    for target, match in matcher.match(rec.event, now):
+        due = outbox.due_at(target.cadence, now, zone=settings.timezone, hour=settings.digest_hour)
+        reasons = [reason.to_dict() for reason in match.reasons]
+        rows.extend(
+            {
+                "subscription_id": target.subscription_id,
+                "event_id": rec.event_id,
+                "channel": channel,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": due,
+                "created_at": now,
+                "reasons": reasons,
+            }
+            for channel in target.channels
+            if channel in channels
+        )
+    return rows
+
+
+def _record_success(session: Session, name: str, batch: Batch, *, now: datetime) -> None:
+    state = session.get(SourceState, name) or SourceState(name=name)
+    state.cursor = batch.cursor
+    state.baseline_done = True
+    state.last_attempt_at = state.last_success_at = now
+    state.last_error = None
+    state.consecutive_failures = 0
+    state.last_item_count = len(batch.items)
+    state.items_seen += len(batch.items)
+    session.add(state)
+
+
+def _record_failure(db: Engine, name: str, error: str, *, now: datetime) -> None:
+    with Session(db) as session:
+        state = session.get(SourceState, name) or SourceState(name=name)
+        state.last_attempt_at = now
+        state.last_error = error
+        state.consecutive_failures += 1
+        session.add(state)
+        session.commit()

@@ -1,0 +1,143 @@
+"""The HTTP server: per-subscription feeds, one-click unsubscribe, and health.
+
+* ``GET /feeds/<token>.xml`` -- the subscription's Atom feed (ETag, 304);
+* ``GET|POST /unsubscribe/<signed id>`` -- a page, and RFC 8058 one-click;
+* ``GET /health`` -- every source's health and the outbox, as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from agent.links import Links
+from agent.models import Delivery, SourceState, StoredEvent, Subscription
+from agent.rendering import Alert, Recipient, Renderer
+
+#: Entries per feed: enough for a reader polling daily, small enough to stay fast.
+FEED_SIZE = 50
+
+
+def create_app(
+    db: Engine, renderer: Renderer, links: Links, *, clock: Callable[[], datetime]
+) -> Starlette:
+    """Build the ASGI app over the given database and renderer."""
+
+    async def feed(request: Request) -> Response:
+        token = request.path_params["token"]
+        with Session(db) as session:
+            sub = session.exec(select(Subscription).where(Subscription.feed_token == token)).first()
+            if sub is None:
+                return Response("no such feed", status_code=404, media_type="text/plain")
+            alerts = _feed_alerts(session, sub)
+            recipient = _recipient(sub, links)
+        updated = max((a.created_at for a in alerts), default=sub.created_at)
+        body = renderer.render_feed(recipient, alerts, updated_at=updated)
+        etag = '"' + hashlib.sha1(body).hexdigest() + '"'
+        headers = {"ETag": etag, "Cache-Control": "max-age=300"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
+
+    async def unsubscribe(request: Request) -> Response:
+        sid = links.verify(request.path_params["token"])
+        with Session(db) as session:
+            sub = session.get(Subscription, sid) if sid is not None else None
+            if sub is None:
+                return HTMLResponse(_page("en", "Invalid link", "This link is not valid."), 404)
+            name, language = sub.name, sub.language
+            if request.method == "POST":
+                sub.active = False
+                sub.updated_at = clock()
+                session.add(sub)
+                session.commit()
+        texts = renderer.strings(language)
+        if request.method == "POST":
+            return HTMLResponse(_page(language, texts["unsubscribed"], name))
+        form = (
+            f'<form method="post"><p>{html.escape(name)}</p>'
+            f'<button type="submit">{html.escape(texts["unsubscribe"])}</button></form>'
+        )
+        return HTMLResponse(_page(language, texts["unsubscribe"], form, raw=True))
+
+    async def health(request: Request) -> Response:
+        with Session(db) as session:
+            sources = [_source_health(s) for s in session.exec(select(SourceState)).all()]
+            counts = session.exec(
+                select(Delivery.status, func.count()).group_by(col(Delivery.status))
+            ).all()
+        failing = [s["name"] for s in sources if not s["ok"]]
+        return JSONResponse(
+            {
+                "status": "degraded" if failing else "ok",
+                "failing": failing,
+                "sources": sources,
+                "outbox": dict(counts),
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/feeds/{token}.xml", feed),
+            Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route("/health", health),
+        ]
+    )
+
+
+def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
+    query = (
+        select(Delivery, StoredEvent)
+        .join(StoredEvent, col(StoredEvent.id) == Delivery.event_id)
+        .where(Delivery.subscription_id == sub.id, Delivery.channel == "rss")
+        .where(Delivery.status == "sent")
+        .order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
+        .limit(FEED_SIZE)
+    )
+    return [
+        Alert(d.id, e.to_event(), d.reasons, e.created_at)
+        for d, e in session.exec(query).all()
+        if d.id is not None
+    ]
+
+
+def _recipient(sub: Subscription, links: Links) -> Recipient:
+    return Recipient(
+        subscription_name=sub.name,
+        address=sub.feed_token,
+        language=sub.language,
+        feed_url=links.feed_url(sub),
+        unsubscribe_url=links.unsubscribe_url(sub),
+    )
+
+
+def _source_health(state: SourceState) -> dict[str, object]:
+    return {
+        "name": state.name,
+        "ok": state.consecutive_failures == 0,
+        "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
+        "last_attempt_at": state.last_attempt_at.isoformat() if state.last_attempt_at else None,
+        "consecutive_failures": state.consecutive_failures,
+        "last_error": state.last_error,
+        "last_item_count": state.last_item_count,
+    }
+
+
+def _page(language: str, title: str, body: str, *, raw: bool = False) -> str:
+    direction = "ltr" if language == "en" else "rtl"
+    content = body if raw else f"<p>{html.escape(body)}</p>"
+    return (
+        f'<!doctype html><html lang="{language}" dir="{direction}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1>{content}</body></html>"
+    )

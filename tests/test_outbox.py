@@ -1,0 +1,165 @@
+"""The outbox: idempotent enqueue, leases, backoff, dead rows and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from agent import db as database
+from agent import outbox
+from agent.errors import DeliveryError, PermanentDeliveryError, RateLimited
+from agent.models import Delivery, StoredEvent, StoredItem, Subscription
+from tests.conftest import NOW
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = database.connect(f"sqlite:///{tmp_path / 'agent.db'}")
+    database.init(engine)
+    yield engine
+    engine.dispose()
+
+
+def seed(engine: Engine) -> tuple[int, int]:
+    """One subscription and one event; return their ids."""
+    with Session(engine) as session:
+        sub = Subscription(name="ngo", feed_token="t", created_at=NOW, updated_at=NOW)
+        item = StoredItem(
+            source="s",
+            key="k",
+            kind="tender",
+            content_hash="h",
+            first_seen_at=NOW,
+            last_seen_at=NOW,
+            changed_at=NOW,
+        )
+        session.add(sub)
+        session.add(item)
+        session.flush()
+        assert item.id is not None
+        event = StoredEvent(item_id=item.id, type="new", dedup_key="new", created_at=NOW)
+        session.add(event)
+        session.commit()
+        assert sub.id is not None
+        assert event.id is not None
+        return sub.id, event.id
+
+
+def row(sub_id: int, event_id: int, channel: str = "email") -> dict[str, object]:
+    return {
+        "subscription_id": sub_id,
+        "event_id": event_id,
+        "channel": channel,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": NOW,
+        "created_at": NOW,
+        "reasons": [],
+    }
+
+
+def test_enqueue_twice_keeps_one_row_per_subscription_event_and_channel(engine: Engine) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        assert outbox.enqueue(session, [row(sub_id, event_id), row(sub_id, event_id, "rss")]) == 2
+        assert outbox.enqueue(session, [row(sub_id, event_id)]) == 0
+        session.commit()
+        assert len(session.exec(select(Delivery)).all()) == 2
+
+
+def test_claimed_rows_are_leased_and_not_claimed_again_until_the_lease_ends(
+    engine: Engine,
+) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id)])
+        assert len(outbox.claim(session, now=NOW)) == 1
+        session.commit()
+    with Session(engine) as session:
+        assert outbox.claim(session, now=NOW + timedelta(minutes=1)) == []
+        # A crash mid-send: after the lease the row is due again, never lost.
+        assert len(outbox.claim(session, now=NOW + outbox.LEASE)) == 1
+
+
+def test_failures_back_off_then_die_and_replay_revives_them(engine: Engine) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id)])
+        [claimed] = outbox.claim(session, now=NOW)
+        ids = [claimed.delivery.id or 0]
+        assert outbox.mark_failed(session, ids, DeliveryError("down"), now=NOW, max_attempts=2) == 0
+        delivery = session.get(Delivery, ids[0])
+        assert delivery is not None
+        assert delivery.status == "pending"
+        assert delivery.next_attempt_at == NOW + timedelta(minutes=1)
+        assert outbox.mark_failed(session, ids, DeliveryError("down"), now=NOW, max_attempts=2) == 1
+        assert delivery.status == "dead"
+        assert outbox.replay(session, ids, now=NOW) == 1
+        assert delivery.status == "pending"
+        assert delivery.attempts == 0
+
+
+def test_permanent_errors_die_at_once(engine: Engine) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id)])
+        [claimed] = outbox.claim(session, now=NOW)
+        error = PermanentDeliveryError("bot was blocked by the user")
+        assert (
+            outbox.mark_failed(session, [claimed.delivery.id or 0], error, now=NOW, max_attempts=8)
+            == 1
+        )
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts", "delay"),
+    [
+        pytest.param(
+            RateLimited("429", retry_after=30),
+            1,
+            timedelta(seconds=30),
+            id="rate limited waits as long as the channel asked",
+        ),
+        pytest.param(DeliveryError("x"), 1, timedelta(minutes=1), id="first retry after a minute"),
+        pytest.param(DeliveryError("x"), 4, timedelta(minutes=8), id="backoff doubles"),
+        pytest.param(DeliveryError("x"), 30, outbox.BACKOFF_CAP, id="backoff is capped"),
+    ],
+)
+def test_retry_delay(error: DeliveryError, attempts: int, delay: timedelta) -> None:
+    assert outbox.retry_delay(error, attempts) == delay
+
+
+JERUSALEM_MORNING = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 08:00 in Jerusalem (UTC+2)
+
+
+@pytest.mark.parametrize(
+    ("cadence", "now", "due"),
+    [
+        pytest.param("immediate", NOW, NOW, id="immediate is now"),
+        pytest.param(
+            "daily",
+            datetime(2026, 11, 23, 5, 0, tzinfo=UTC),
+            JERUSALEM_MORNING,
+            id="daily before eight goes out at eight the same day",
+        ),
+        pytest.param(
+            "daily",
+            NOW,
+            JERUSALEM_MORNING + timedelta(days=1),
+            id="daily after eight goes out tomorrow at eight",
+        ),
+        pytest.param(
+            "weekly",
+            NOW,
+            datetime(2026, 11, 29, 6, 0, tzinfo=UTC),
+            id="weekly goes out on Sunday at eight",
+        ),
+    ],
+)
+def test_due_at(cadence: str, now: datetime, due: datetime) -> None:
+    assert outbox.due_at(cadence, now, zone="Asia/Jerusalem", hour=8) == due
