@@ -67,8 +67,6 @@ class SourceSettings(BaseModel):
     every: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
     #: Alert on what the very first poll finds, instead of recording a silent baseline.
     alert_on_first_poll: bool = False
-    #: Give up on one page after this many seconds.
-    timeout: float = Field(default=30.0, gt=0)
     #: Never read more than this many pages in one poll.
     max_pages: int = Field(default=200, ge=1)
 
@@ -87,7 +85,8 @@ async def fetch(
     except httpx.HTTPError as exc:
         raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code == 403 or _is_challenge(response):
-        raise SourceBlocked(f"{response.url}: blocked (HTTP {response.status_code}, challenge page)")
+        status = response.status_code
+        raise SourceBlocked(f"{response.url}: blocked (HTTP {status} or a challenge page)")
     if response.status_code >= 400:
         raise SourceError(f"{response.url}: HTTP {response.status_code}")
     return response
