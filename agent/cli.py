@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -133,6 +134,10 @@ async def sources_check(ctx: click.Context) -> None:
 def main() -> None:
     """Entry point of the ``smart-agent`` console script."""
     from agent import cli_deliveries, cli_rules, cli_subscriptions  # noqa: F401  (commands)
+
+    # python-telegram-bot reads this to hand out retry_after as a timedelta
+    # instead of warning that the int form is deprecated.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
 
     try:
         cli.main(standalone_mode=False)

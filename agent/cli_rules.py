@@ -65,7 +65,7 @@ def rules_group() -> None:
 @click.option("--since", default="90d", show_default=True, help="How far back to look.")
 @click.option("--show", default=10, show_default=True, help="How many newest matches to show.")
 @click.pass_context
-def test(ctx: click.Context, query: str, since: str, show: int, **options: Any) -> None:
+def test(ctx: click.Context, /, query: str, since: str, show: int, **options: Any) -> None:
     """Run QUERY over the stored items: matches per week and the newest matches."""
     node = rule_from(query, options).compile()
     now = utcnow()
@@ -87,7 +87,7 @@ def test(ctx: click.Context, query: str, since: str, show: int, **options: Any) 
 @rule_options
 @click.option("--since", default="30d", show_default=True, help="How far back to look.")
 @click.pass_context
-def diff(ctx: click.Context, subscription: str, query: str, since: str, **options: Any) -> None:
+def diff(ctx: click.Context, /, subscription: str, query: str, since: str, **options: Any) -> None:
     """Show what changing SUBSCRIPTION's rule to QUERY would add and remove."""
     new: Node = rule_from(query, options).compile()
     now = utcnow()

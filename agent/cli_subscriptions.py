@@ -32,7 +32,7 @@ def subscriptions_group() -> None:
 @click.option("--language", default="he", show_default=True, help="he, ar or en.")
 @click.option("--cadence", default="immediate", show_default=True, help="immediate, daily, weekly.")
 @click.pass_context
-def add(ctx: click.Context, name: str, **options: object) -> None:
+def add(ctx: click.Context, /, name: str, **options: object) -> None:
     """Add (or update) the subscription NAME."""
     given = {k: v for k, v in options.items() if v not in (None, ())}
     given["channels"] = list(options["channels"] or ("rss",))  # type: ignore[call-overload]

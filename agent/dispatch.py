@@ -107,7 +107,7 @@ async def _send_group(
         feed_url=links.feed_url(sub),
         unsubscribe_url=links.unsubscribe_url(sub),
     )
-    for outgoing in renderer.render(channel, recipient, alerts):
+    for outgoing in renderer.render(channel, recipient, alerts, now=now):
         ids = list(outgoing.delivery_ids)
         try:
             receipt = await notifier.send(outgoing.message)

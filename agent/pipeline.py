@@ -108,7 +108,7 @@ def _deliveries(
     settings: AgentSettings,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for target, match in matcher.match(rec.event, now):
         due = outbox.due_at(target.cadence, now, zone=settings.timezone, hour=settings.digest_hour)
         reasons = [reason.to_dict() for reason in match.reasons]

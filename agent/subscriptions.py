@@ -26,13 +26,17 @@ from agent.rules import RuleSpec, dump_node
 Channel = Literal["email", "telegram", "rss"]
 
 
+def _default_channels() -> list[Channel]:
+    return ["rss"]
+
+
 class SubscriptionInput(BaseModel):
     """A subscription as people write it: delivery fields plus a rule."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    channels: list[Channel] = Field(default_factory=lambda: ["rss"], min_length=1)
+    channels: list[Channel] = Field(default_factory=_default_channels, min_length=1)
     email: str | None = None
     telegram_chat_id: str | None = None
     language: Literal["he", "ar", "en"] = "he"

@@ -1,18 +1,54 @@
-"""Placeholder: being written."""
+"""E-mail: one multipart message per ``send``, over SMTP or into a drop folder.
+
+With no ``host`` configured (the embedded default) each message is written as
+``<drop_dir>/<message id>.eml`` instead, so a fresh install works without a
+mail server and an admin can open what would have been sent.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+from email import policy
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from io import BytesIO
+from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+import aiosmtplib
+from pydantic import BaseModel, ConfigDict, SecretStr
 
+from agent.errors import DeliveryError, PermanentDeliveryError
 from notifiers.base import Message
+
+logger = logging.getLogger(__name__)
+
+#: SMTP's line endings and folding, but headers stored raw are written as given.
+_WIRE = policy.SMTP.clone(refold_source="none")
 
 
 class EmailNotifier(BaseModel):
-    """Placeholder."""
+    """Sends alerts by e-mail through an SMTP server (``[notifiers.email]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The SMTP server; None writes .eml files to ``drop_dir`` instead.
+    host: str | None = None
+    port: int = 25
+    username: str | None = None
+    #: From ``SMART_AGENT_NOTIFIERS__EMAIL__PASSWORD``, never the config file.
+    password: SecretStr | None = None
+    #: Upgrade a plain connection with STARTTLS (usually port 587).
+    starttls: bool = False
+    #: Connect with TLS from the start (usually port 465).
+    use_tls: bool = False
+    from_address: str = "Smart Agent <alerts@smart-agent.invalid>"
+    drop_dir: Path = Path("var/mail")
+    #: Seconds to wait for the server at each step.
+    timeout: float = 30
 
     async def __aenter__(self) -> Self:
         return self
@@ -21,5 +57,69 @@ class EmailNotifier(BaseModel):
         return None
 
     async def send(self, message: Message) -> str | None:
-        """Placeholder."""
-        raise NotImplementedError
+        """Send ``message`` (or write it to the drop folder); return its Message-ID."""
+        email = self.build(message)
+        message_id = str(email["Message-ID"])
+        data = serialise(email)
+        if self.host is None:
+            path = await asyncio.to_thread(self._drop, data, message_id)
+            logger.info("wrote %s (no SMTP server configured)", path)
+            return message_id
+        await self._submit(data, message.to)
+        return message_id
+
+    def build(self, message: Message) -> EmailMessage:
+        """Build the MIME message: text/plain first, then text/html, both UTF-8."""
+        email = EmailMessage()
+        email["From"] = self.from_address
+        email["To"] = message.to
+        email["Subject"] = message.subject
+        email["Date"] = formatdate(usegmt=True)
+        domain = self.from_address.rpartition("@")[2].strip("> ") or None
+        email["Message-ID"] = message.message_id or make_msgid(domain=domain)
+        email.set_content(message.text, charset="utf-8")
+        if message.html is not None:
+            email.add_alternative(message.html, subtype="html", charset="utf-8")
+        # After the body: setting content clears Content-* headers such as Content-Language.
+        for name, value in message.headers.items():
+            del email[name]
+            if value.isascii() and "\n" not in value and "\r" not in value:
+                # Kept raw, so a long List-Unsubscribe URL stays on one line unfolded.
+                email.set_raw(name, value)
+            else:
+                email[name] = value
+        return email
+
+    async def _submit(self, data: bytes, to: str) -> None:
+        password = self.password.get_secret_value() if self.password else None
+        try:
+            await aiosmtplib.send(
+                data,
+                sender=parseaddr(self.from_address)[1],
+                recipients=[to],
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=password,
+                start_tls=self.starttls,
+                use_tls=self.use_tls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise PermanentDeliveryError(f"{to}: refused by {self.host}: {exc}") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"{to}: via {self.host}:{self.port}: {exc}") from exc
+
+    def _drop(self, data: bytes, message_id: str) -> Path:
+        self.drop_dir.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>")) or "message"
+        path = self.drop_dir / f"{name}.eml"
+        path.write_bytes(data)
+        return path
+
+
+def serialise(email: EmailMessage) -> bytes:
+    """Return the message as SMTP wants it: CRLF, 7-bit safe, raw headers left unfolded."""
+    out = BytesIO()
+    BytesGenerator(out, policy=_WIRE).flatten(email)
+    return out.getvalue()

@@ -1,4 +1,9 @@
-"""Placeholder: being written."""
+"""RSS: a pull channel, so sending is only bookkeeping.
+
+The outbox marks an rss delivery sent once ``send`` returns; ``agent.web``
+then serves the subscription's sent deliveries at ``/feeds/<token>.xml``,
+rendered by ``agent.rendering.Renderer.render_feed``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from notifiers.base import Message
 
 
 class RssNotifier(BaseModel):
-    """Placeholder."""
+    """Publishes alerts in each subscription's Atom feed (``[notifiers.rss]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -21,5 +26,5 @@ class RssNotifier(BaseModel):
         return None
 
     async def send(self, message: Message) -> str | None:
-        """Placeholder."""
-        raise NotImplementedError
+        """Accept ``message`` for the feed; readers fetch it, so there is no receipt."""
+        return None

@@ -15,6 +15,9 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+#: Fixtures of the fakes, usable from any test module.
+pytest_plugins = ["tests.fakes.smtp"]
+
 # python-telegram-bot warns (and warnings are errors) unless this is set.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
