@@ -1,0 +1,146 @@
+"""The command line, run as a user runs it: subscriptions, rules, deliveries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, serve
+from tests.fakes import ckan
+
+
+class User:
+    """Runs ``smart-agent`` in a folder of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", *args],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "SMART_AGENT_AGENT__SIGNING_KEY": "k"},
+        )
+        assert result.returncode == code, result.stdout + result.stderr
+        return result
+
+
+@pytest.fixture
+def user(tmp_path: Path) -> Iterator[User]:
+    with serve(ckan.build_app()) as url:
+        (tmp_path / "config.toml").write_text(
+            f"""
+[agent]
+templates_dir = "{ROOT / "templates"}"
+[sources.tenders]
+kind = "ckan"
+base_url = "{url}"
+alert_on_first_poll = true
+""",
+            encoding="utf-8",
+        )
+        yield User(tmp_path)
+
+
+def test_add_list_and_remove_a_subscription(user: User) -> None:
+    out = user.run(
+        "subscriptions",
+        "add",
+        "cloud",
+        "-q",
+        'מחשוב OR "שירותי ענן"',
+        "--kind",
+        "tender",
+        "--amount-min",
+        "500000",
+    ).stdout
+    assert "subscription 1 'cloud' saved" in out
+    listed = json.loads(user.run("subscriptions", "list", "--json").stdout)
+    assert listed[0]["name"] == "cloud"
+    assert listed[0]["feed_url"].startswith("http://127.0.0.1:8080/feeds/")
+    assert listed[0]["rule"]["kinds"] == ["tender"]
+    user.run("subscriptions", "remove", "cloud")
+    assert json.loads(user.run("subscriptions", "list", "--json").stdout) == []
+
+
+def test_a_bad_query_says_where_it_is_wrong(user: User) -> None:
+    result = user.run("subscriptions", "add", "broken", "-q", "מחשוב OR (ענן", code=1)
+    assert "position" in result.stderr
+    assert "^" in result.stderr
+
+
+def test_a_bad_subscription_file_names_the_entry_and_imports_nothing(user: User) -> None:
+    (user.folder / "subs.toml").write_text(
+        """
+[[subscriptions]]
+name = "fine"
+query = "ביטוח"
+
+[[subscriptions]]
+name = "typo"
+querry = "ביטוח"
+""",
+        encoding="utf-8",
+    )
+    result = user.run("subscriptions", "import", "subs.toml", code=1)
+    assert "subscriptions[1]" in result.stderr
+    assert "querry" in result.stderr
+    assert json.loads(user.run("subscriptions", "list", "--json").stdout) == []
+
+
+def test_json_subscription_files_import_too(user: User) -> None:
+    entries = [
+        {
+            "name": "budget",
+            "query": "change>=5000000",
+            "kinds": ["budget_change"],
+            "language": "ar",
+            "channels": ["rss"],
+        }
+    ]
+    (user.folder / "subs.json").write_text(json.dumps({"subscriptions": entries}), "utf-8")
+    assert "imported 1" in user.run("subscriptions", "import", "subs.json").stdout
+
+
+def test_why_explains_a_delivery_and_replay_requeues_it(user: User) -> None:
+    user.run("subscriptions", "add", "staff", "-q", '"כוח אדם"', "--channel", "rss")
+    user.run("run-once")
+    listing = user.run("deliveries", "list").stdout
+    delivery_id = listing.split()[0]
+    why = user.run("deliveries", "why", delivery_id).stdout
+    assert "for subscription 'staff'" in why
+    assert "matched because:" in why
+    assert "כוח" in why
+    assert "queued 1" in user.run("deliveries", "replay", delivery_id).stdout
+
+
+def test_rules_test_backtests_a_query_over_the_stored_items(user: User) -> None:
+    user.run("run-once")
+    out = user.run("rules", "test", "שירותי", "--since", "5000d").stdout
+    assert "matches since" in out
+    assert "week of" in out
+    assert "newest matches:" in out
+
+
+def test_rules_diff_shows_what_an_edit_would_change(user: User) -> None:
+    user.run("subscriptions", "add", "services", "-q", "שירותי")
+    user.run("run-once")
+    out = user.run(
+        "rules", "diff", "services", "שירותי", "--kind", "exemption", "--since", "5000d"
+    ).stdout
+    assert "+0 / -" in out
+    assert "would be removed:" in out
+
+
+def test_sources_check_reports_health_without_alerting(user: User) -> None:
+    out = user.run("sources", "check").stdout
+    assert "ok   tenders: 21 items" in out
