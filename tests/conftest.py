@@ -7,10 +7,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -56,3 +57,10 @@ def fixtures() -> Path:
     """Path of the shared recorded fixtures."""
     assert FIXTURES.is_dir(), f"recorded fixtures not found at {FIXTURES}"
     return FIXTURES
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client, as the agent shares one with every watcher."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client

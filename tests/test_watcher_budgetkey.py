@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +24,6 @@ def base_url() -> Iterator[str]:
     """Run the search server with every doc type, for the module."""
     with serve(build_app()) as url:
         yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client, as the agent shares one."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def poll(http: httpx.AsyncClient, base_url: str, doc_type: str, **settings: Any) -> Batch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,13 +22,6 @@ DEMO_ACTIVE = "17be64bb-da74-4195-9bb8-565c39846af2"
 DEMO_ACTIVE_RESOURCE = "a5cd573b-5565-48f1-9b2d-8726004cb020"
 #: A real demo.ckan.org dataset whose one resource has no datastore.
 DEMO_INACTIVE = "62513382-3b26-4bc8-9096-40b6ce8383c0"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client, as the agent shares one."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def poll(http: httpx.AsyncClient, base_url: str, **settings: Any) -> Batch:

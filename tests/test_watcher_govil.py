@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,13 +22,6 @@ from tests.fakes.govil import (
 )
 from watchers.base import Batch
 from watchers.govil import GovilWatcher
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client, as the agent shares one."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def poll(http: httpx.AsyncClient, base_url: str, **settings: Any) -> Batch:

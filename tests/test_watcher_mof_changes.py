@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -26,13 +26,6 @@ def base_url() -> Iterator[str]:
     """Run the MoF server for the module."""
     with serve(app) as url:
         yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client, as the agent shares one."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 async def poll(http: httpx.AsyncClient, **settings: object) -> Batch:

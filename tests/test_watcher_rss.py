@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -95,13 +95,6 @@ def base_url() -> Iterator[str]:
     """Run the feed server for the module."""
     with serve(app) as url:
         yield url
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client, as the agent shares one."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
 
 
 def watcher(base_url: str, path: str, **settings: object) -> RssWatcher:

@@ -92,9 +92,11 @@ async def fetch(
     return response
 
 
-async def fetch_json(http: httpx.AsyncClient, url: str, **params: Any) -> Any:
+async def fetch_json(
+    http: httpx.AsyncClient, url: str, *, headers: dict[str, str] | None = None, **params: Any
+) -> Any:
     """GET ``url`` and parse JSON; HTML or broken JSON raises ``SourceError``."""
-    response = await fetch(http, url, **params)
+    response = await fetch(http, url, headers=headers, **params)
     content_type = response.headers.get("content-type", "")
     body = response.content.lstrip()
     if "html" in content_type or body[:1] == b"<":

@@ -28,7 +28,6 @@ the id is read from it on every poll, never stored in the config.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any, Literal
@@ -39,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import SourceError
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, decode_json_bytes, fetch
+from watchers.base import Batch, SourceSettings, fetch, fetch_json
 from watchers.parsing import clean_text, parse_date
 
 logger = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class GovilWatcher(SourceSettings):
         records: list[dict[str, Any]] = []
         for _ in range(self.max_pages):
             params = self._query(skip=len(records))
-            payload = await _fetch_json(http, url, headers, params)
+            payload = await fetch_json(http, url, headers=headers or None, **params)
             page, total = _results(url, payload)
             records.extend(page)
             if total is not None:
@@ -154,21 +153,6 @@ class GovilWatcher(SourceSettings):
             tags=tuple(dict.fromkeys(_values(record, labels, fields.tags))),
             raw=record,
         )
-
-
-async def _fetch_json(
-    http: httpx.AsyncClient, url: str, headers: dict[str, str], params: dict[str, Any]
-) -> Any:
-    """GET JSON with headers; like ``fetch_json``, HTML or broken JSON raises."""
-    response = await fetch(http, url, headers=headers or None, **params)
-    content_type = response.headers.get("content-type", "")
-    body = response.content.lstrip()
-    if "html" in content_type or body[:1] == b"<":
-        raise SourceError(f"{response.url}: expected JSON, got HTML ({content_type or 'no type'})")
-    try:
-        return json.loads(decode_json_bytes(body))
-    except ValueError as exc:
-        raise SourceError(f"{response.url}: invalid JSON: {exc}") from exc
 
 
 def _results(url: str, payload: Any) -> tuple[list[dict[str, Any]], int | None]:
