@@ -1,0 +1,216 @@
+"""The exact check of one rule tree against one event, with the reasons it matched.
+
+``evaluate`` is what the engine runs on every candidate and what the brute
+force runs on every rule, so both agree by construction. Leaf results are
+memoised per event by node identity: the engine shares equal leaves between
+rules, so a word used by a thousand rules is looked up once per item.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from itertools import chain
+from typing import Any
+
+from agent.models import Event, Kind
+from agent.rules.analysis import name_key
+from agent.rules.describe import describe
+from agent.rules.document import Doc
+from agent.rules.tree import And, Change, Compare, FieldIn, Leaf, Node, Not, Or, Phrase, Term
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One clause that matched: where, which word or value, and what it found."""
+
+    clause: str
+    field: str | None = None
+    term: str | None = None
+    matched: str | None = None
+    value: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the reason as JSON-ready data, without empty parts."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule that matched an event, and why."""
+
+    rule_id: int
+    reasons: tuple[Reason, ...]
+
+
+Reasons = tuple[Reason, ...]
+#: Marks a leaf not checked yet for this event (None means "checked: no match").
+_UNKNOWN: Any = object()
+
+
+class Context:
+    """One event being matched: its lazily built ``Doc`` and the leaf results so far."""
+
+    __slots__ = ("_doc", "event", "memo", "now")
+
+    def __init__(self, event: Event, now: datetime) -> None:
+        self.event = event
+        self.now = now
+        self.memo: dict[int, Reasons | None] = {}
+        self._doc: Doc | None = None
+
+    @property
+    def doc(self) -> Doc:
+        """The analysed event, built on first use."""
+        if self._doc is None:
+            self._doc = Doc(self.event, self.now)
+        return self._doc
+
+
+def evaluate(node: Node, event: Event, now: datetime) -> Reasons | None:
+    """Return why ``node`` matches ``event`` at ``now``, or None if it does not."""
+    return check(node, Context(event, now))
+
+
+def check(node: Node, ctx: Context) -> Reasons | None:
+    """Evaluate ``node`` in an existing context (shared by every rule for one event)."""
+    memo = ctx.memo
+    reasons: Reasons | None
+    if isinstance(node, And):
+        parts = []
+        for child in node.children:
+            reasons = memo.get(id(child), _UNKNOWN)
+            if reasons is _UNKNOWN:
+                reasons = check(child, ctx)
+            if reasons is None:
+                return None
+            parts.append(reasons)
+        return tuple(chain.from_iterable(parts))
+    if isinstance(node, Or):
+        hits = [r for r in (check(child, ctx) for child in node.children) if r is not None]
+        return tuple(chain.from_iterable(hits)) if hits else None
+    ident = id(node)
+    reasons = memo.get(ident, _UNKNOWN)
+    if reasons is _UNKNOWN:
+        reasons = memo[ident] = _LEAVES[type(node)](node, ctx)
+    return reasons
+
+
+def _not(node: Any, ctx: Context) -> Reasons | None:
+    negated: Not = node
+    if check(negated.child, ctx) is not None:
+        return None
+    return (Reason(describe(negated)),)
+
+
+def _term(node: Any, ctx: Context) -> Reasons | None:
+    term: Term = node
+    doc = ctx.doc
+    if term.prefix:
+        hit = doc.locate_prefix(term.key, term.field)
+    else:
+        hit = doc.locate(term.key, term.field)
+    if hit is None:
+        return None
+    return (Reason(describe(term), field=hit[0], term=term.word, matched=hit[1]),)
+
+
+def _phrase(node: Any, ctx: Context) -> Reasons | None:
+    phrase: Phrase = node
+    hit = ctx.doc.locate_phrase(phrase.keys, phrase.field)
+    if hit is None:
+        return None
+    return (Reason(describe(phrase), field=hit[0], term=" ".join(phrase.words), matched=hit[1]),)
+
+
+def _field(node: Any, ctx: Context) -> Reasons | None:
+    clause: FieldIn = node
+    value = _field_value(clause, ctx)
+    if value is None:
+        return None
+    return (Reason(describe(clause), field=clause.field, matched=value),)
+
+
+def _field_value(clause: FieldIn, ctx: Context) -> str | None:
+    """Return the item's value that satisfies ``clause``, or None."""
+    item, name, wanted = ctx.event.item, clause.field, clause.keys
+    if name == "kind":
+        return item.kind.value if item.kind.value in wanted else None
+    if name == "event":
+        return ctx.event.type.value if ctx.event.type.value in wanted else None
+    if name == "source":
+        return item.source if item.source.casefold() in wanted else None
+    if name == "follow":
+        full = f"{item.source}:{item.key}"
+        return full if item.key in wanted or full in wanted else None
+    if name in ("publisher", "unit"):
+        have = ctx.doc.publisher if name == "publisher" else ctx.doc.unit
+        shown = item.publisher if name == "publisher" else item.publishing_unit
+        hit = any(have == k or have.startswith(k + " ") for k in wanted)
+        return shown if hit and have else None
+    if name == "status":
+        return item.status if item.status and ctx.doc.status in wanted else None
+    if name == "tag":
+        return next((tag for tag in item.tags if name_key(tag) in wanted), None)
+    if name == "code":
+        return next((c for c in ctx.doc.codes if any(c.startswith(k) for k in wanted)), None)
+    raise AssertionError(f"unknown field {name!r}")
+
+
+def _compare(node: Any, ctx: Context) -> Reasons | None:
+    clause: Compare = node
+    item = ctx.event.item
+    if clause.field == "amount":
+        if item.amount is None or not _OPS[clause.op](item.amount, clause.value):
+            return None
+        return (Reason(describe(clause), field="amount", value=_number(item.amount)),)
+    if item.deadline is None:
+        return None
+    days = (item.deadline - ctx.now).total_seconds() / 86400
+    if clause.field == "closing_within":
+        hit = 0 <= days <= clause.value
+    else:
+        hit = _OPS[clause.op](days, clause.value)
+    return (Reason(describe(clause), field="deadline", value=f"{days:.1f}"),) if hit else None
+
+
+def _change(node: Any, ctx: Context) -> Reasons | None:
+    clause: Change = node
+    item = ctx.event.item
+    amount = item.amount
+    if item.kind is not Kind.BUDGET_CHANGE or amount is None:
+        return None
+    if clause.what == "increase":
+        hit = amount > 0
+    elif clause.what == "decrease":
+        hit = amount < 0
+    elif clause.what == "amount":
+        hit = abs(amount) >= clause.value
+    else:
+        base = item.budget_base
+        hit = bool(base and base > 0 and abs(amount) / base * 100 >= clause.value)
+    return (Reason(describe(clause), field="amount", value=_number(amount)),) if hit else None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+_LEAVES: dict[type[Leaf | Not], Callable[[Any, Context], Reasons | None]] = {
+    Term: _term,
+    Phrase: _phrase,
+    FieldIn: _field,
+    Compare: _compare,
+    Change: _change,
+    Not: _not,
+}

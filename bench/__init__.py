@@ -1,0 +1,1 @@
+"""Benchmarks: ``python bench/match.py`` measures rule matching (see ``bench/match.py``)."""
