@@ -14,12 +14,13 @@ import gc
 import json
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import psutil  # type: ignore[import-untyped]
 
+from agent.matching import quiet_gc
 from agent.models import Event
 from agent.rules import Engine, Match, Node, RuleSpec, dump_node, load_node
 from agent.rules.evaluate import Context, check
@@ -44,11 +45,13 @@ def persist(queries: Sequence[str]) -> list[str]:
     return persisted
 
 
-def build(persisted: Sequence[str]) -> Engine:
-    """Do what a restart does: decode, ``load_node`` and ``add`` every stored rule."""
-    engine = Engine()
-    for rule_id, text in enumerate(persisted):
-        engine.add(rule_id, load_node(json.loads(text)))
+def build(persisted: Sequence[str], frequency: Mapping[str, int] | None = None) -> Engine:
+    """Do what a restart does (``agent.matching.Matcher``): decode, ``load_node`` and
+    ``add`` every stored rule, with the collector paused and what was loaded frozen."""
+    engine = Engine(frequency)
+    with quiet_gc():
+        for rule_id, text in enumerate(persisted):
+            engine.add(rule_id, load_node(json.loads(text)))
     return engine
 
 
@@ -61,25 +64,25 @@ class ColdStart:
     rss_growth: int
 
 
-def cold_start(persisted: Sequence[str]) -> ColdStart:
+def cold_start(persisted: Sequence[str], frequency: Mapping[str, int] | None = None) -> ColdStart:
     """Build the engine from persisted rules, timing it and watching the resident set."""
     gc.collect()
     process = psutil.Process()
     before = process.memory_info().rss
     start = time.perf_counter()
-    engine = build(persisted)
+    engine = build(persisted, frequency)
     seconds = time.perf_counter() - start
     gc.collect()
     return ColdStart(engine, seconds, process.memory_info().rss - before)
 
 
-def traced_size(persisted: Sequence[str]) -> int:
+def traced_size(persisted: Sequence[str], frequency: Mapping[str, int] | None = None) -> int:
     """Return the bytes an engine built from ``persisted`` keeps, as tracemalloc counts them."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        engine = build(persisted)
+        engine = build(persisted, frequency)
         gc.collect()
         size = tracemalloc.get_traced_memory()[0] - before
     finally:

@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.models import Event
-from agent.rules import Engine, Match
+from agent.rules import Engine, Match, document_frequency
 from bench import engines, report
 from bench.fts import Fts5Baseline, supports_fts5
 from bench.vocab import Corpus, load_corpus
@@ -50,6 +50,8 @@ BRUTE_BUDGET = 50_000
 POLL_BATCH = 20
 #: Items whose candidate counts are read from ``Engine.stats`` (untimed).
 CANDIDATE_SAMPLE = 50
+#: Items of "history" the engine learns word rarity from, as the service does.
+HISTORY = 500
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,11 @@ def measure(size: int, corpus: Corpus, settings: Settings) -> report.SizeResult:
     drafts = workload.drafts(size)
     persisted = engines.persist([draft.query() for draft in drafts])
     _log(size, f"generated and compiled in {time.perf_counter() - started:.1f} s")
-    cold = engines.cold_start(persisted)
-    traced = engines.traced_size(persisted)
+    # What the service learns from its newest stored items: how rare each word is.
+    history = Workload(corpus, settings.seed + 1).events(HISTORY, settings.now)
+    frequency = document_frequency(history, settings.now)
+    cold = engines.cold_start(persisted, frequency)
+    traced = engines.traced_size(persisted, frequency)
     _log(size, f"cold start {cold.seconds:.1f} s, {traced / engines.MIB:.0f} MiB")
     runs = _match_all(cold.engine, persisted, Fts5Baseline(drafts), events, settings)
     per_1e5 = 100_000 / size / engines.MIB

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from agent.rules.describe import describe
+from agent.rules.document import document_frequency
 from agent.rules.evaluate import Match, Reason, evaluate
 from agent.rules.index import Engine
 from agent.rules.spec import RuleSpec
@@ -43,6 +44,7 @@ __all__ = [
     "RuleSpec",
     "Term",
     "describe",
+    "document_frequency",
     "dump_node",
     "evaluate",
     "load_node",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import sys
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -33,8 +35,8 @@ class Doc:
         "anchors",
         "codes",
         "event",
+        "first",
         "now",
-        "positions",
         "publisher",
         "sorted_keys",
         "status",
@@ -56,8 +58,8 @@ class Doc:
         }
         #: field → list of (surface word, its index keys), in text order.
         self.text = {name: _analyse(texts[name]) for name in TEXT_FIELDS}
-        #: field → key → positions of the words indexed under it (built on demand).
-        self.positions: dict[str, dict[str, list[int]]] = {}
+        #: field → key → position of the first word indexed under it.
+        self.first = {name: _first_positions(self.text[name]) for name in TEXT_FIELDS}
         self.sorted_keys: dict[str, list[str]] = {}
         self.publisher = name_key(item.publisher or "")
         self.unit = name_key(item.publishing_unit or "")
@@ -71,9 +73,9 @@ class Doc:
         if key not in self.anchors:
             return None
         for name in (field,) if field else TEXT_FIELDS:
-            at = self._positions(name).get(key)
+            at = self.first[name].get(key)
             if at is not None:
-                return name, self.text[name][at[0]][0]
+                return name, self.text[name][at][0]
         return None
 
     def locate_prefix(self, prefix: str, field: str | None) -> tuple[str, str] | None:
@@ -81,10 +83,10 @@ class Doc:
         for name in (field,) if field else TEXT_FIELDS:
             ordered = self.sorted_keys.get(name)
             if ordered is None:
-                ordered = self.sorted_keys[name] = sorted(self._positions(name))
+                ordered = self.sorted_keys[name] = sorted(self.first[name])
             at = bisect.bisect_left(ordered, prefix)
             if at < len(ordered) and ordered[at].startswith(prefix):
-                return name, self.text[name][self._positions(name)[ordered[at]][0]][0]
+                return name, self.text[name][self.first[name][ordered[at]]][0]
         return None
 
     def locate_phrase(self, keys: tuple[str, ...], field: str | None) -> tuple[str, str] | None:
@@ -95,28 +97,17 @@ class Doc:
         size = len(keys)
         for name in (field,) if field else TEXT_FIELDS:
             tokens = self.text[name]
-            for start in self._positions(name).get(keys[0], ()):
-                end = start + size
-                if end <= len(tokens) and all(
-                    keys[i] in tokens[start + i][1] for i in range(1, size)
-                ):
-                    return name, " ".join(word for word, _ in tokens[start:end])
+            first = self.first[name].get(keys[0])
+            if first is None:
+                continue
+            for start in range(first, len(tokens) - size + 1):
+                if all(keys[i] in tokens[start + i][1] for i in range(size)):
+                    return name, " ".join(word for word, _ in tokens[start : start + size])
         return None
 
-    def _positions(self, name: str) -> dict[str, list[int]]:
-        table = self.positions.get(name)
-        if table is None:
-            table = self.positions[name] = {}
-            for at, (_, keys) in enumerate(self.text[name]):
-                for k in keys:
-                    table.setdefault(k, []).append(at)
-        return table
-
     def _anchors(self) -> frozenset[str]:
-        item, found = self.event.item, set[str]()
-        for tokens in self.text.values():
-            for _, keys in tokens:
-                found.update(keys)
+        item = self.event.item
+        found = set[str]().union(*self.first.values())
         values = [
             ("kind", item.kind.value),
             ("event", self.event.type.value),
@@ -142,6 +133,20 @@ def _word(word: str) -> tuple[str, tuple[str, ...]]:
     return word.strip(_EDGE_QUOTES) or word, forms(word)
 
 
+def _first_positions(tokens: list[tuple[str, tuple[str, ...]]]) -> dict[str, int]:
+    # Built backwards so that the earliest position of a key is the one kept;
+    # one comprehension is several times faster than a loop of setdefault().
+    return {key: at for at in range(len(tokens) - 1, -1, -1) for key in tokens[at][1]}
+
+
 def _word_prefixes(name: str) -> list[str]:
     parts = name.split(" ")
     return [" ".join(parts[:n]) for n in range(1, len(parts) + 1)] if name else []
+
+
+def document_frequency(events: Iterable[Event], now: datetime) -> dict[str, int]:
+    """Count in how many events each index key occurs: what ``Engine`` anchors rules by."""
+    counts: Counter[str] = Counter()
+    for event in events:
+        counts.update(Doc(event, now).anchors)
+    return dict(counts)

@@ -19,7 +19,7 @@ from operator import attrgetter
 
 from agent.models import Event
 from agent.rules.dnf import Anchor, anchors
-from agent.rules.evaluate import Context, Match, check, evaluate
+from agent.rules.evaluate import LEAF_CHECKS, UNKNOWN, Context, Match, check, evaluate
 from agent.rules.tree import And, Node, Not, Or
 
 _BY_RULE = attrgetter("rule_id")
@@ -32,6 +32,9 @@ class _Entry:
     node: Node
     rules: list[int]
     anchors: tuple[Anchor, ...] | None
+    #: The leaves to check in order when the tree is one leaf or an AND of leaves
+    #: (most rules): ``match`` checks them inline instead of walking the tree.
+    leaves: tuple[Node, ...] | None
 
 
 class Engine:
@@ -60,7 +63,9 @@ class Engine:
         if entry_id is None:
             entry_id = self._next
             self._next += 1
-            entry = self._entries[entry_id] = _Entry(node, [], anchors(node, self._frequency))
+            entry = self._entries[entry_id] = _Entry(
+                node, [], anchors(node, self._frequency), _flat_leaves(node)
+            )
             self._by_node[node] = entry_id
             self._post(entry_id, entry.anchors)
         self._entries[entry_id].rules.append(rule_id)
@@ -84,13 +89,32 @@ class Engine:
         ctx = Context(event, now)
         candidates = self._gather(ctx)
         self._candidates = len(candidates)
-        entries = self._entries
+        entries, memo = self._entries, ctx.memo
         found: list[Match] = []
         for entry_id in candidates:
             entry = entries[entry_id]
-            reasons = check(entry.node, ctx)
-            if reasons is not None:
-                found.extend(Match(rule_id, reasons) for rule_id in entry.rules)
+            leaves = entry.leaves
+            if leaves is None:
+                reasons = check(entry.node, ctx)
+                if reasons is None:
+                    continue
+            else:
+                # check() on an AND of leaves, inlined: the hottest loop of matching.
+                reasons = ()
+                for leaf in leaves:
+                    hit = memo.get(id(leaf), UNKNOWN)
+                    if hit is UNKNOWN:
+                        hit = memo[id(leaf)] = LEAF_CHECKS[type(leaf)](leaf, ctx)  # type: ignore[index]
+                    if hit is None:
+                        break
+                    reasons += hit
+                if hit is None:
+                    continue
+            rules = entry.rules
+            if len(rules) == 1:
+                found.append(Match(rules[0], reasons))
+            else:
+                found.extend([Match(rule_id, reasons) for rule_id in rules])
         found.sort(key=_BY_RULE)
         return found
 
@@ -167,3 +191,10 @@ class Engine:
         if isinstance(node, Not):
             return self._leaves.setdefault(node, Not(self._shared(node.child)))
         return self._leaves.setdefault(node, node)
+
+
+def _flat_leaves(node: Node) -> tuple[Node, ...] | None:
+    if isinstance(node, And):
+        children = node.children
+        return children if not any(isinstance(c, And | Or) for c in children) else None
+    return None if isinstance(node, Or) else (node,)
