@@ -15,14 +15,11 @@ from array import array
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
 
 from agent.models import Event
 from agent.rules.dnf import Anchor, anchors
 from agent.rules.evaluate import LEAF_CHECKS, UNKNOWN, Context, Match, check, evaluate
 from agent.rules.tree import And, Node, Not, Or
-
-_BY_RULE = attrgetter("rule_id")
 
 
 @dataclass(slots=True)
@@ -89,8 +86,9 @@ class Engine:
         ctx = Context(event, now)
         candidates = self._gather(ctx)
         self._candidates = len(candidates)
-        entries, memo = self._entries, ctx.memo
+        entries, known, memo = self._entries, ctx.memo.get, ctx.memo
         found: list[Match] = []
+        add = found.append
         for entry_id in candidates:
             entry = entries[entry_id]
             leaves = entry.leaves
@@ -102,7 +100,7 @@ class Engine:
                 # check() on an AND of leaves, inlined: the hottest loop of matching.
                 reasons = ()
                 for leaf in leaves:
-                    hit = memo.get(id(leaf), UNKNOWN)
+                    hit = known(id(leaf), UNKNOWN)
                     if hit is UNKNOWN:
                         hit = memo[id(leaf)] = LEAF_CHECKS[type(leaf)](leaf, ctx)  # type: ignore[index]
                     if hit is None:
@@ -110,12 +108,9 @@ class Engine:
                     reasons += hit
                 if hit is None:
                     continue
-            rules = entry.rules
-            if len(rules) == 1:
-                found.append(Match(rules[0], reasons))
-            else:
-                found.extend([Match(rule_id, reasons) for rule_id in rules])
-        found.sort(key=_BY_RULE)
+            for rule_id in entry.rules:
+                add(Match(rule_id, reasons))
+        found.sort()  # by rule id: ids are unique, so reasons are never compared
         return found
 
     def match_brute_force(self, event: Event, now: datetime) -> list[Match]:
