@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent import db as database
 from agent.config import Config, load_config
@@ -156,7 +156,7 @@ def main() -> None:
 
 def all_subscriptions(session: Session) -> list[Subscription]:
     """Every subscription, oldest first."""
-    return list(session.exec(select(Subscription).order_by(Subscription.id)))  # type: ignore[arg-type]
+    return list(session.exec(select(Subscription).order_by(col(Subscription.id))))
 
 
 def echo_json(data: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from agent import subscriptions
 from agent.cli import all_subscriptions, cli, config_of, echo_json, session_of
 from agent.cli_rules import rule_options
-from agent.config import format_errors
+from agent.config import Config, format_errors
 from agent.errors import AgentError
 from agent.links import Links
 from agent.rules import describe
@@ -35,7 +36,7 @@ def subscriptions_group() -> None:
 def add(ctx: click.Context, /, name: str, **options: object) -> None:
     """Add (or update) the subscription NAME."""
     given = {k: v for k, v in options.items() if v not in (None, ())}
-    given["channels"] = list(options["channels"] or ("rss",))  # type: ignore[call-overload]
+    given["channels"] = list(cast(tuple[str, ...], options["channels"]) or ("rss",))
     try:
         entry = subscriptions.SubscriptionInput.model_validate({"name": name, **given})
     except ValidationError as exc:
@@ -44,7 +45,7 @@ def add(ctx: click.Context, /, name: str, **options: object) -> None:
     with session_of(config) as session:
         sub = subscriptions.save(session, entry, now=utcnow())
         session.commit()
-        feed = _links(ctx).feed_url(sub)
+        feed = _links(config).feed_url(sub)
     click.echo(f"subscription {sub.id} {sub.name!r} saved; rule: {describe(entry.rule.compile())}")
     click.echo(f"feed: {feed}")
 
@@ -54,8 +55,9 @@ def add(ctx: click.Context, /, name: str, **options: object) -> None:
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List subscriptions."""
-    links = _links(ctx)
-    with session_of(config_of(ctx)) as session:
+    config = config_of(ctx)
+    links = _links(config)
+    with session_of(config) as session:
         subs = all_subscriptions(session)
     if as_json:
         echo_json([subscriptions.describe(s, feed_url=links.feed_url(s)) for s in subs])
@@ -95,6 +97,5 @@ def import_(ctx: click.Context, file: Path) -> None:
     click.echo(f"imported {len(entries)} subscriptions from {file}")
 
 
-def _links(ctx: click.Context) -> Links:
-    config = config_of(ctx)
+def _links(config: Config) -> Links:
     return Links(config.agent.public_url, config.agent.signing_key.get_secret_value())
