@@ -9,7 +9,9 @@ state lives in the database, so the scheduler holds nothing worth keeping.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,12 +27,55 @@ from agent.web import create_app
 logger = logging.getLogger(__name__)
 
 
+#: The first retry after a failed poll; it doubles with each failure in a row.
+RETRY_BASE = timedelta(seconds=30)
+#: Retries never wait longer than this (or than the source's own interval).
+RETRY_CAP = timedelta(hours=1)
+
+
 def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> None:
     """Add a poll job per enabled source and the dispatch job."""
     for name, source in agent.config.sources.items():
         if source.enabled:
-            _every(scheduler, agent.poll, source.every, args=[name], job_id=f"poll:{name}")
+            poller = Poller(agent, scheduler, name, source.every)
+            _every(scheduler, poller, source.every, job_id=f"poll:{name}")
     _every(scheduler, agent.dispatch, agent.config.agent.dispatch_every, job_id="dispatch")
+
+
+def retry_after(failures: int, every: timedelta) -> timedelta | None:
+    """How soon to try a source again after ``failures`` failed polls in a row.
+
+    ``None`` means the regular interval comes sooner than any retry would.
+    """
+    delay = min(RETRY_BASE * 2 ** (failures - 1), RETRY_CAP)
+    return delay if delay < every else None
+
+
+class Poller:
+    """Polls one source on its interval, and sooner, with backoff, after a failure.
+
+    A lock keeps a retry and the regular run of the same source from overlapping.
+    """
+
+    def __init__(
+        self, agent: Agent, scheduler: AsyncIOScheduler, name: str, every: timedelta
+    ) -> None:
+        self.agent, self.scheduler, self.name, self.every = agent, scheduler, name, every
+        self.failures = 0
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> None:
+        """Poll once; on failure, schedule a retry with full jitter."""
+        async with self._lock:
+            result = await self.agent.poll(self.name)
+        self.failures = 0 if result.ok else self.failures + 1
+        delay = retry_after(self.failures, self.every) if self.failures else None
+        if delay is not None:
+            # Full jitter, so sources that failed together do not retry together.
+            when = self.agent.clock() + delay * random.uniform(0.5, 1.0)
+            self.scheduler.add_job(
+                self, "date", run_date=when, id=f"retry:{self.name}", replace_existing=True
+            )
 
 
 def _every(
@@ -39,13 +84,11 @@ def _every(
     period: timedelta,
     *,
     job_id: str,
-    args: list[str] | None = None,
 ) -> None:
     seconds = period.total_seconds()
     scheduler.add_job(
         func,
         IntervalTrigger(seconds=seconds, jitter=max(int(seconds / 10), 1)),
-        args=args or [],
         id=job_id,
         max_instances=1,
         coalesce=True,
