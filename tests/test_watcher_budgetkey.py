@@ -11,10 +11,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import SourceBlocked, SourceError
+from agent.errors import SourceError
 from agent.models import Item, Kind
 from tests.conftest import serve
 from tests.fakes.budgetkey import all_docs, build_app, change_docs, criteria_doc, criteria_rows
+from tests.fakes.jsonapi import FAILURES
 from watchers.base import Batch
 from watchers.budgetkey import BudgetKeyWatcher
 
@@ -213,13 +214,7 @@ async def test_an_empty_search_is_a_complete_empty_batch(http: httpx.AsyncClient
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [
-        pytest.param("500", SourceError, id="a server error raises"),
-        pytest.param("403", SourceBlocked, id="a 403 is reported as blocked"),
-        pytest.param("challenge", SourceBlocked, id="a challenge page is reported as blocked"),
-        pytest.param("html", SourceError, id="an html page with status 200 raises"),
-        pytest.param("truncated", SourceError, id="truncated json raises"),
-    ],
+    FAILURES,
 )
 @pytest.mark.parametrize("fail_at", [0, 10], ids=["on the first page", "on a later page"])
 async def test_a_failing_search_raises_instead_of_returning_documents(

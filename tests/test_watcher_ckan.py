@@ -9,10 +9,11 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import SourceBlocked, SourceError
+from agent.errors import SourceError
 from agent.models import Item, Kind
 from tests.conftest import serve
 from tests.fakes.ckan import MODIFIED, build_app, real_records
+from tests.fakes.jsonapi import FAILURES
 from tests.fakes.mrgov import exemptions, office_tenders
 from watchers.base import Batch
 from watchers.ckan import CkanWatcher
@@ -154,13 +155,7 @@ async def test_a_row_without_its_publication_number_is_skipped(http: httpx.Async
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [
-        pytest.param("500", SourceError, id="a server error raises"),
-        pytest.param("403", SourceBlocked, id="a 403 is reported as blocked"),
-        pytest.param("challenge", SourceBlocked, id="a challenge page is reported as blocked"),
-        pytest.param("html", SourceError, id="an html page with status 200 raises"),
-        pytest.param("truncated", SourceError, id="truncated json raises"),
-    ],
+    FAILURES,
 )
 @pytest.mark.parametrize("fail_at", [0, 10], ids=["on the first page", "on a later page"])
 async def test_a_failing_datastore_raises_instead_of_returning_rows(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from agent.errors import SourceBlocked, SourceError
+from agent.errors import SourceError
 from agent.models import Item, Kind
 from tests.conftest import serve
 from tests.fakes.govil import (
@@ -20,6 +20,7 @@ from tests.fakes.govil import (
     office_id,
     tender_results,
 )
+from tests.fakes.jsonapi import FAILURES
 from watchers.base import Batch
 from watchers.govil import GovilWatcher
 
@@ -177,13 +178,7 @@ async def test_arabic_and_english_results_are_read_as_written(http: httpx.AsyncC
 
 @pytest.mark.parametrize(
     ("mode", "error"),
-    [
-        pytest.param("500", SourceError, id="a server error raises"),
-        pytest.param("403", SourceBlocked, id="a 403 is reported as blocked"),
-        pytest.param("challenge", SourceBlocked, id="a challenge page is reported as blocked"),
-        pytest.param("html", SourceError, id="an html page with status 200 raises"),
-        pytest.param("truncated", SourceError, id="truncated json raises"),
-    ],
+    FAILURES,
 )
 @pytest.mark.parametrize("fail_at", [0, 50], ids=["on the first page", "on a later page"])
 async def test_a_failing_collector_raises_instead_of_returning_results(

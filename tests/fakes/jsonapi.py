@@ -14,12 +14,24 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import pytest
 from starlette.responses import HTMLResponse, Response
+
+from agent.errors import SourceBlocked, SourceError
 
 #: The ways a fake can be told to fail.
 Failure = Literal["500", "403", "html", "challenge", "truncated"]
 
 JSON_TYPE = "application/json; charset=utf-8"
+
+#: Every failure mode with the error a watcher must raise for it, as test cases.
+FAILURES = [
+    pytest.param("500", SourceError, id="a server error raises"),
+    pytest.param("403", SourceBlocked, id="a 403 is reported as blocked"),
+    pytest.param("challenge", SourceBlocked, id="a challenge page is reported as blocked"),
+    pytest.param("html", SourceError, id="an html page with status 200 raises"),
+    pytest.param("truncated", SourceError, id="truncated json raises"),
+]
 
 
 def json_response(payload: Any) -> Response:
