@@ -57,22 +57,15 @@ UNKNOWN: Any = object()
 
 
 class Context:
-    """One event being matched: its lazily built ``Doc`` and the leaf results so far."""
+    """One event being matched: its analysed ``Doc`` and the leaf results so far."""
 
-    __slots__ = ("_doc", "event", "memo", "now")
+    __slots__ = ("doc", "event", "memo", "now")
 
     def __init__(self, event: Event, now: datetime) -> None:
         self.event = event
         self.now = now
         self.memo: dict[int, Reasons | None] = {}
-        self._doc: Doc | None = None
-
-    @property
-    def doc(self) -> Doc:
-        """The analysed event, built on first use."""
-        if self._doc is None:
-            self._doc = Doc(self.event, self.now)
-        return self._doc
+        self.doc = Doc(event, now)
 
 
 def evaluate(node: Node, event: Event, now: datetime) -> Reasons | None:
@@ -131,6 +124,8 @@ def _not(node: Any, ctx: Context) -> Reasons | None:
 def _term(node: Any, ctx: Context) -> Reasons | None:
     term: Term = node
     doc = ctx.doc
+    if not term.prefix and term.key not in doc.anchors:
+        return None  # the common answer, without the lookups below
     if term.prefix:
         hit = doc.locate_prefix(term.key, term.field)
     else:
