@@ -53,72 +53,68 @@ async def dispatch(
     groups: dict[tuple[int, str], list[outbox.Claimed]] = defaultdict(list)
     for item in claimed:
         groups[(item.delivery.subscription_id, item.delivery.channel)].append(item)
-    result = DispatchResult()
+    run = _Run(db, notifiers, renderer, links, now, max_attempts)
     for (_, channel), group in groups.items():
-        await _send_group(
-            channel,
-            group,
-            db=db,
-            notifiers=notifiers,
-            renderer=renderer,
-            links=links,
-            now=now,
-            max_attempts=max_attempts,
-            result=result,
-        )
-    return result
+        await run.send_group(channel, group)
+    return run.result
 
 
-async def _send_group(
-    channel: str,
-    group: list[outbox.Claimed],
-    *,
-    db: Engine,
-    notifiers: Mapping[str, Notifier],
-    renderer: Renderer,
-    links: Links,
-    now: datetime,
-    max_attempts: int,
-    result: DispatchResult,
-) -> None:
-    sub = group[0].subscription
-    alerts = [
-        Alert(c.delivery.id, c.event.to_event(), c.delivery.reasons, c.event.created_at)
-        for c in group
-        if c.delivery.id is not None
-    ]
-    notifier = notifiers.get(channel)
-    address = _address(sub, channel)
-    if notifier is None or address is None:
-        why = "channel not configured" if notifier is None else f"no {channel} address"
-        _fail(
-            db,
-            [a.delivery_id for a in alerts],
-            PermanentDeliveryError(why),
-            now=now,
-            max_attempts=max_attempts,
-            result=result,
+@dataclass
+class _Run:
+    """One dispatch run: what it needs, and what it has done so far."""
+
+    db: Engine
+    notifiers: Mapping[str, Notifier]
+    renderer: Renderer
+    links: Links
+    now: datetime
+    max_attempts: int
+    result: DispatchResult = field(default_factory=DispatchResult)
+
+    async def send_group(self, channel: str, group: list[outbox.Claimed]) -> None:
+        """Render one subscription's due alerts on one channel and send them."""
+        sub = group[0].subscription
+        alerts = [
+            Alert(c.delivery.id, c.event.to_event(), c.delivery.reasons, c.event.created_at)
+            for c in group
+            if c.delivery.id is not None
+        ]
+        notifier = self.notifiers.get(channel)
+        address = _address(sub, channel)
+        if notifier is None or address is None:
+            why = "channel not configured" if notifier is None else f"no {channel} address"
+            self.fail([a.delivery_id for a in alerts], PermanentDeliveryError(why))
+            return
+        recipient = Recipient(
+            subscription_name=sub.name,
+            address=address,
+            language=sub.language,
+            feed_url=self.links.feed_url(sub),
+            unsubscribe_url=self.links.unsubscribe_url(sub),
         )
-        return
-    recipient = Recipient(
-        subscription_name=sub.name,
-        address=address,
-        language=sub.language,
-        feed_url=links.feed_url(sub),
-        unsubscribe_url=links.unsubscribe_url(sub),
-    )
-    for outgoing in renderer.render(channel, recipient, alerts, now=now):
-        ids = list(outgoing.delivery_ids)
-        try:
-            receipt = await notifier.send(outgoing.message)
-        except DeliveryError as exc:
-            logger.warning("%s to %s failed: %s", channel, sub.name, exc)
-            _fail(db, ids, exc, now=now, max_attempts=max_attempts, result=result)
-            continue
-        with Session(db) as session:
-            outbox.mark_sent(session, ids, now=now, receipt=receipt)
+        for outgoing in self.renderer.render(channel, recipient, alerts, now=self.now):
+            ids = list(outgoing.delivery_ids)
+            try:
+                receipt = await notifier.send(outgoing.message)
+            except DeliveryError as exc:
+                logger.warning("%s to %s failed: %s", channel, sub.name, exc)
+                self.fail(ids, exc)
+                continue
+            with Session(self.db) as session:
+                outbox.mark_sent(session, ids, now=self.now, receipt=receipt)
+                session.commit()
+            self.result.sent += len(ids)
+
+    def fail(self, ids: list[int], error: DeliveryError) -> None:
+        """Record a failed send: retry later, or dead."""
+        with Session(self.db) as session:
+            dead = outbox.mark_failed(
+                session, ids, error, now=self.now, max_attempts=self.max_attempts
+            )
             session.commit()
-        result.sent += len(ids)
+        self.result.dead += dead
+        self.result.retrying += len(ids) - dead
+        self.result.errors.append(str(error))
 
 
 def _address(sub: Subscription, channel: str) -> str | None:
@@ -127,20 +123,3 @@ def _address(sub: Subscription, channel: str) -> str | None:
     if channel == "telegram":
         return sub.telegram_chat_id
     return sub.feed_token
-
-
-def _fail(
-    db: Engine,
-    ids: list[int],
-    error: DeliveryError,
-    *,
-    now: datetime,
-    max_attempts: int,
-    result: DispatchResult,
-) -> None:
-    with Session(db) as session:
-        dead = outbox.mark_failed(session, ids, error, now=now, max_attempts=max_attempts)
-        session.commit()
-    result.dead += dead
-    result.retrying += len(ids) - dead
-    result.errors.append(str(error))

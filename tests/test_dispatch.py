@@ -1,0 +1,114 @@
+"""The dispatcher against a failing Telegram: rate limits wait, blocked bots die, none is lost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from agent import outbox, subscriptions
+from agent.config import build_config
+from agent.models import Delivery, Subscription
+from agent.service import Agent
+from tests.conftest import ROOT, serve
+from tests.fakes import ckan, telegram
+
+TOKEN = "42:dispatch-test"
+NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Setup:
+    agent: Agent
+    bot: Any
+    clock: Clock
+
+    def deliveries(self) -> dict[str, Delivery]:
+        with Session(self.agent.db) as session:
+            rows = session.exec(select(Delivery, Subscription.name).join(Subscription)).all()
+            return {name: delivery for delivery, name in rows}
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    bot = telegram.build_app(TOKEN)
+    clock = Clock(NOW)
+    with serve(ckan.build_app()) as source, serve(bot) as bot_url:
+        config = build_config(
+            {
+                "agent": {
+                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "templates_dir": str(ROOT / "templates"),
+                    "max_attempts": 3,
+                },
+                "notifiers": {"telegram": {"token": TOKEN, "base_url": f"{bot_url}/bot"}},
+                "sources": {
+                    "tenders": {"kind": "ckan", "base_url": source, "alert_on_first_poll": True}
+                },
+            },
+            base_dir=tmp_path,
+        )
+        async with Agent.open(config, clock=clock) as agent:
+            with Session(agent.db) as session:
+                for name, chat in (("first", "-100111"), ("second", "-100222")):
+                    entry = subscriptions.SubscriptionInput.model_validate(
+                        {
+                            "name": name,
+                            "query": '"בעיתות חירום"',
+                            "channels": ["telegram"],
+                            "telegram_chat_id": chat,
+                        }
+                    )
+                    subscriptions.save(session, entry, now=NOW)
+                session.commit()
+            await agent.poll_all()
+            yield Setup(agent, bot, clock)
+
+
+async def test_rate_limit_waits_and_blocked_bot_dies_then_the_rest_is_sent_once(
+    setup: Setup,
+) -> None:
+    setup.bot.state.failures.extend(["rate_limit", "blocked"])
+    result = await setup.agent.dispatch()
+    assert (result.sent, result.retrying, result.dead) == (0, 1, 1)
+    rows = setup.deliveries()
+    waiting = next(d for d in rows.values() if d.status == "pending")
+    assert waiting.next_attempt_at == NOW + timedelta(seconds=30)
+    assert next(d for d in rows.values() if d.status == "dead").last_error
+
+    # Not due yet: nothing is sent early.
+    assert (await setup.agent.dispatch()).sent == 0
+    setup.clock.now = NOW + timedelta(seconds=31)
+    assert (await setup.agent.dispatch()).sent == 1
+    assert (await setup.agent.dispatch()).sent == 0
+    assert len(setup.bot.state.sent) == 1
+
+
+async def test_a_channel_down_for_good_ends_in_dead_rows_that_replay_revives(
+    setup: Setup,
+) -> None:
+    setup.bot.state.failures.extend(["server_error"] * 6)
+    for minutes in (0, 2, 5):
+        setup.clock.now = NOW + timedelta(minutes=minutes)
+        await setup.agent.dispatch()
+    assert {d.status for d in setup.deliveries().values()} == {"dead"}
+    assert setup.bot.state.sent == []
+    with Session(setup.agent.db) as session:
+        ids = [d.id for d in setup.deliveries().values() if d.id is not None]
+        assert outbox.replay(session, ids, now=setup.clock.now) == 2
+        session.commit()
+    assert (await setup.agent.dispatch()).sent == 2
+    assert len(setup.bot.state.sent) == 2
