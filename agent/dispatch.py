@@ -20,7 +20,7 @@ from sqlmodel import Session
 from agent import outbox
 from agent.errors import DeliveryError, PermanentDeliveryError
 from agent.links import Links
-from agent.models import Subscription
+from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Recipient, Renderer
 from notifiers import Notifier
 
@@ -74,24 +74,14 @@ class _Run:
     async def send_group(self, channel: str, group: list[outbox.Claimed]) -> None:
         """Render one subscription's due alerts on one channel and send them."""
         sub = group[0].subscription
-        alerts = [
-            Alert(c.delivery.id, c.event.to_event(), c.delivery.reasons, c.event.created_at)
-            for c in group
-            if c.delivery.id is not None
-        ]
+        alerts = [alert_for(c.delivery, c.event) for c in group]
         notifier = self.notifiers.get(channel)
         address = _address(sub, channel)
         if notifier is None or address is None:
             why = "channel not configured" if notifier is None else f"no {channel} address"
             self.fail([a.delivery_id for a in alerts], PermanentDeliveryError(why))
             return
-        recipient = Recipient(
-            subscription_name=sub.name,
-            address=address,
-            language=sub.language,
-            feed_url=self.links.feed_url(sub),
-            unsubscribe_url=self.links.unsubscribe_url(sub),
-        )
+        recipient = recipient_for(sub, address, self.links)
         for outgoing in self.renderer.render(channel, recipient, alerts, now=self.now):
             ids = list(outgoing.delivery_ids)
             try:
@@ -115,6 +105,23 @@ class _Run:
         self.result.dead += dead
         self.result.retrying += len(ids) - dead
         self.result.errors.append(str(error))
+
+
+def alert_for(delivery: Delivery, event: StoredEvent) -> Alert:
+    """The alert a stored delivery carries, ready for rendering."""
+    assert delivery.id is not None
+    return Alert(delivery.id, event.to_event(), delivery.reasons, event.created_at)
+
+
+def recipient_for(sub: Subscription, address: str, links: Links) -> Recipient:
+    """Who a subscription's messages go to, with its links."""
+    return Recipient(
+        subscription_name=sub.name,
+        address=address,
+        language=sub.language,
+        feed_url=links.feed_url(sub),
+        unsubscribe_url=links.unsubscribe_url(sub),
+    )
 
 
 def _address(sub: Subscription, channel: str) -> str | None:

@@ -3,8 +3,9 @@
 Rules are stored compiled (``Subscription.compiled``), so loading 10⁶ of them
 does not re-parse a query. ``sync`` re-indexes only subscriptions whose
 ``updated_at`` moved, so an edit in another process reaches a running server
-at its next poll. On the first load the index learns how common each word is
-in the newest stored items, so every rule is filed under its rarest word.
+at its next poll. When the first load is a bulk one, the index learns how
+common each word is in the newest stored items, so every rule is filed under
+its rarest word.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ class Matcher:
         stale = [
             sid for sid, (at, active) in current.items() if active and self._versions.get(sid) != at
         ]
+        bulk = len(stale) > BULK
         if self.engine is None:
-            self.engine = Engine(_frequency(session))
-        with quiet_gc() if len(stale) > BULK else contextlib.nullcontext():
+            # Word rarity pays off only for many rules; a handful need no
+            # start-up pass over the stored items.
+            self.engine = Engine(_frequency(session) if bulk else None)
+        with quiet_gc() if bulk else contextlib.nullcontext():
             for start in range(0, len(stale), 500):
                 chunk = stale[start : start + 500]
                 for sub in session.exec(

@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from agent.dispatch import alert_for, recipient_for
 from agent.links import Links
 from agent.models import Delivery, SourceState, StoredEvent, Subscription
-from agent.rendering import Alert, Recipient, Renderer
+from agent.rendering import Alert, Renderer
 
 #: Entries per feed: enough for a reader polling daily, small enough to stay fast.
 FEED_SIZE = 50
@@ -40,7 +41,7 @@ def create_app(
             if sub is None:
                 return Response("no such feed", status_code=404, media_type="text/plain")
             alerts = _feed_alerts(session, sub)
-            recipient = _recipient(sub, links)
+            recipient = recipient_for(sub, sub.feed_token, links)
         updated = max((a.created_at for a in alerts), default=sub.created_at)
         body = renderer.render_feed(recipient, alerts, updated_at=updated)
         etag = '"' + hashlib.sha1(body).hexdigest() + '"'
@@ -104,21 +105,7 @@ def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
         .order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
         .limit(FEED_SIZE)
     )
-    return [
-        Alert(d.id, e.to_event(), d.reasons, e.created_at)
-        for d, e in session.exec(query).all()
-        if d.id is not None
-    ]
-
-
-def _recipient(sub: Subscription, links: Links) -> Recipient:
-    return Recipient(
-        subscription_name=sub.name,
-        address=sub.feed_token,
-        language=sub.language,
-        feed_url=links.feed_url(sub),
-        unsubscribe_url=links.unsubscribe_url(sub),
-    )
+    return [alert_for(delivery, event) for delivery, event in session.exec(query).all()]
 
 
 def _source_health(state: SourceState) -> dict[str, object]:
