@@ -45,6 +45,10 @@ def test_maqaf_and_dashes_separate_words() -> None:
     assert words("תל־אביב–יפו - חיפה") == ["תל", "אביב", "יפו", "חיפה"]
 
 
+def test_underscores_separate_words() -> None:
+    assert words("snake_case שם_קובץ plain") == ["snake", "case", "שם", "קובץ", "plain"]
+
+
 def test_query_side_keys_do_not_strip_prefixes() -> None:
     assert keys("והביטוח לביטוח") == ["והביטוח", "לביטוח"]
 

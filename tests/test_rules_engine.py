@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from agent.models import Event, EventType, Item, Kind
 from agent.rules import Engine, Match, Reason, RuleSpec, dump_node, load_node, parse_query
+from agent.rules.dnf import required_keys
 from tests.conftest import NOW
 
 
@@ -67,8 +70,8 @@ def test_adding_an_existing_rule_id_replaces_the_rule() -> None:
 
 
 def test_removing_rules_empties_the_index() -> None:
-    engine = engine_with("ענן", "amount>5", "ענן")
-    for rule_id in (1, 2, 3, 99):
+    engine = engine_with("ענן", "amount>5", "ענן", "ענן מחשוב", "(ענן OR ביטוח) -publisher:x")
+    for rule_id in (1, 2, 3, 4, 5, 99):
         engine.remove(rule_id)
     assert engine.stats() == {
         "rules": 0,
@@ -104,6 +107,36 @@ def test_document_frequencies_choose_the_rarer_anchor() -> None:
     common.add(1, parse_query("מכרז ענן"))
     common.match(event(title="מכרז לניקיון"), NOW)
     assert common.stats()["candidates"] == 0
+
+
+def test_a_rule_is_a_candidate_only_if_the_item_has_its_second_key_too() -> None:
+    engine = Engine(frequency={"ענן": 3, "מחשוב": 5, "ביטוח": 8})
+    engine.add(1, parse_query("ענן ביטוח"))  # the item lacks ביטוח
+    engine.add(2, parse_query('ענן publisher:"משרד הביטחון"'))  # another publisher
+    engine.add(3, parse_query("ענן מחשוב"))
+    assert [m.rule_id for m in engine.match(CLOUD, NOW)] == [3]
+    assert engine.stats()["candidates"] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "keys"),
+    [
+        pytest.param("תוכנה מחשוב", {"תוכנה", "מחשוב"}, id="and: every word"),
+        pytest.param("(תוכנה מחשוב) OR (תוכנה ביטוח)", {"תוכנה"}, id="or: the words in common"),
+        pytest.param(
+            '"שירותי תוכנה" kind:tender', {"שירותי", "תוכנה", "\x01kind\x01tender"}, id="phrase"
+        ),
+        pytest.param("מחשו* -ענן amount>5", set(), id="prefix, negation, number: none"),
+        pytest.param("kind:(tender OR exemption)", set(), id="a choice of values: none"),
+    ],
+)
+def test_required_keys_are_what_every_match_needs(query: str, keys: set[str]) -> None:
+    assert required_keys(parse_query(query)) == keys
+
+
+def test_further_required_keys_are_checked_before_the_clauses() -> None:
+    engine = engine_with('ענן מחשוב "ענן ומחשוב" publisher:"משרד האוצר"', "ענן מחשוב ביטוח")
+    assert [m.rule_id for m in engine.match(CLOUD, NOW)] == [1]
 
 
 def test_rules_loaded_from_their_compiled_form_match_the_same() -> None:

@@ -62,12 +62,15 @@ def _table() -> dict[int, str | None]:
 _TABLE = _table()
 #: One surface word: letters and digits, with the marks and quotes that may sit inside.
 _WORD = re.compile(f"(?:[^\\W_]|[{re.escape(_MARKS + _HARAKAT + _GERESH + _GERSHAYIM)}])+")
+#: The same without excluding ``_``: twice as fast, and right for text without one.
+_WORD_OR_UNDERSCORE = re.compile(f"[\\w{re.escape(_MARKS + _HARAKAT + _GERESH + _GERSHAYIM)}]+")
 _STEMMER = snowballstemmer.stemmer("english")
 
 
 def words(text: str) -> list[str]:
     """Split ``text`` into surface words (maqaf, dashes and punctuation separate)."""
-    return _WORD.findall(unicodedata.normalize("NFC", text))
+    text = unicodedata.normalize("NFC", text)
+    return (_WORD if "_" in text else _WORD_OR_UNDERSCORE).findall(text)
 
 
 @lru_cache(maxsize=262_144)

@@ -77,6 +77,27 @@ def anchors(node: Node, frequency: Mapping[str, int] | None = None) -> tuple[Anc
     return tuple(found)
 
 
+def required_keys(node: Node) -> frozenset[str]:
+    """Return the event keys every match of ``node`` needs (a cheap test before ``check``).
+
+    An event lacking any of them cannot match, so the engine drops such a
+    candidate with one set test instead of checking its clauses one by one.
+    Only words and single-valued field clauses contribute; the rest (prefixes,
+    numbers, negations, thresholds) need the full check.
+    """
+    if isinstance(node, And):
+        return frozenset().union(*map(required_keys, node.children))
+    if isinstance(node, Or):
+        return frozenset.intersection(*map(required_keys, node.children))
+    if isinstance(node, Term) and not node.prefix:
+        return frozenset((node.key,))
+    if isinstance(node, Phrase):
+        return frozenset(node.keys)
+    if isinstance(node, FieldIn) and len(node.keys) == 1:
+        return frozenset((field_anchor(node.field, node.keys[0]),))
+    return frozenset()
+
+
 def _scored(literal: Node, frequency: Mapping[str, int]) -> _Scored | None:
     if isinstance(literal, Term):
         if literal.prefix:

@@ -1,12 +1,15 @@
 """The reverse index: many stored rules against one event (a percolator).
 
 Each distinct rule tree is stored once and fanned out to every rule id
-that uses it. Its conjunctions are posted under their anchors (``dnf``);
-an event is analysed once, its anchors gather the candidate trees, and
-each candidate is verified with the exact ``check``. Trees with a
-conjunction that has no anchor sit in the always-check bucket, whose size
-``stats()`` reports. ``match_brute_force`` evaluates every rule instead and
-must give the same result; the tests hold it to that.
+that uses it. Its conjunctions are posted under their anchors (``dnf``),
+each posting with a second word or value the rule cannot match without:
+an event analysed once gathers, through its own keys, only the trees
+whose anchor *and* second key it has (a two-key "covering" presearch,
+filtered in C over compact arrays). Each candidate is then verified with
+the exact ``check``. Trees with a conjunction that has no anchor sit in
+the always-check bucket, whose size ``stats()`` reports.
+``match_brute_force`` evaluates every rule instead and must give the same
+result; the tests hold it to that.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from array import array
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import compress
+from operator import itemgetter
 
 from agent.models import Event
-from agent.rules.dnf import Anchor, anchors
-from agent.rules.evaluate import LEAF_CHECKS, UNKNOWN, Context, Match, check, evaluate
+from agent.rules.dnf import Anchor, anchors, required_keys
+from agent.rules.evaluate import LEAF_CHECKS, UNKNOWN, Context, Match, Reasons, check, evaluate
 from agent.rules.tree import And, Node, Not, Or
+
+_rule_id = itemgetter(0)
+#: An AND of groups; a group is one leaf, or a tuple of leaves to OR.
+_Groups = tuple[Node | tuple[Node, ...], ...]
 
 
 @dataclass(slots=True)
@@ -29,9 +38,21 @@ class _Entry:
     node: Node
     rules: list[int]
     anchors: tuple[Anchor, ...] | None
-    #: The leaves to check in order when the tree is one leaf or an AND of leaves
-    #: (most rules): ``match`` checks them inline instead of walking the tree.
-    leaves: tuple[Node, ...] | None
+    #: The tree as an AND of ORs of leaves, when it has that shape (nearly every
+    #: rule): ``match`` checks it inline instead of walking the tree.
+    groups: _Groups | None
+    #: A second key the event must have, checked while gathering ("" if none).
+    second: str
+    #: Further keys it must have (``required_keys``), checked first in ``match``.
+    required: tuple[str, ...] | None
+
+
+@dataclass(slots=True)
+class _Postings:
+    """The entries posted under one key, each with the id of its ``second`` key (0: none)."""
+
+    entries: array[int]
+    seconds: array[int]
 
 
 class Engine:
@@ -43,8 +64,10 @@ class Engine:
         self._rules: dict[int, int] = {}
         self._entries: dict[int, _Entry] = {}
         self._by_node: dict[Node, int] = {}
-        #: (is prefix?, kind or "") → anchor key → entry ids.
-        self._tables: dict[tuple[bool, str], dict[str, array[int]]] = {}
+        #: (is prefix?, kind or "") → anchor key → entries posted there.
+        self._tables: dict[tuple[bool, str], dict[str, _Postings]] = {}
+        #: Second keys by number, so postings hold them in compact arrays.
+        self._key_ids: dict[str, int] = {}
         self._always: set[int] = set()
         #: Equal leaves shared between rules: less memory, and one check per event.
         self._leaves: dict[Node, Node] = {}
@@ -60,11 +83,13 @@ class Engine:
         if entry_id is None:
             entry_id = self._next
             self._next += 1
+            posted = anchors(node, self._frequency)
+            second, required = self._split(required_keys(node), posted)
             entry = self._entries[entry_id] = _Entry(
-                node, [], anchors(node, self._frequency), _flat_leaves(node)
+                node, [], posted, _groups(node), second, required
             )
             self._by_node[node] = entry_id
-            self._post(entry_id, entry.anchors)
+            self._post(entry_id, entry)
         self._entries[entry_id].rules.append(rule_id)
         self._rules[rule_id] = entry_id
 
@@ -79,7 +104,7 @@ class Engine:
             return
         del self._entries[entry_id]
         del self._by_node[entry.node]
-        self._unpost(entry_id, entry.anchors)
+        self._unpost(entry_id, entry)
 
     def match(self, event: Event, now: datetime) -> list[Match]:
         """Return the rules ``event`` satisfies at ``now``, sorted by rule id."""
@@ -87,31 +112,47 @@ class Engine:
         candidates = self._gather(ctx)
         self._candidates = len(candidates)
         entries, known, memo = self._entries, ctx.memo.get, ctx.memo
-        found: list[Match] = []
-        add = found.append
+        has_all, new = ctx.doc.anchors.issuperset, tuple.__new__
+        matched: list[Match] = []
+        add = matched.append
         for entry_id in candidates:
             entry = entries[entry_id]
-            leaves = entry.leaves
-            if leaves is None:
+            if entry.required is not None and not has_all(entry.required):
+                continue
+            groups = entry.groups
+            if groups is None:
                 reasons = check(entry.node, ctx)
                 if reasons is None:
                     continue
             else:
-                # check() on an AND of leaves, inlined: the hottest loop of matching.
+                # check() on an AND of leaves and ORs of leaves, inlined: the hottest
+                # loop of matching. A tuple is an OR's leaves, which all run, since
+                # every one that matches is a reason.
                 reasons = ()
-                for leaf in leaves:
-                    hit = known(id(leaf), UNKNOWN)
-                    if hit is UNKNOWN:
-                        hit = memo[id(leaf)] = LEAF_CHECKS[type(leaf)](leaf, ctx)  # type: ignore[index]
-                    if hit is None:
+                found: Reasons | None = ()
+                for group in groups:
+                    if type(group) is tuple:
+                        found = None
+                        for leaf in group:
+                            hit = known(id(leaf), UNKNOWN)
+                            if hit is UNKNOWN:
+                                hit = memo[id(leaf)] = LEAF_CHECKS[type(leaf)](leaf, ctx)  # type: ignore[index]
+                            if hit is not None:
+                                found = hit if found is None else found + hit
+                    else:
+                        found = known(id(group), UNKNOWN)
+                        if found is UNKNOWN:
+                            found = memo[id(group)] = LEAF_CHECKS[type(group)](group, ctx)  # type: ignore[index]
+                    if found is None:
                         break
-                    reasons += hit
-                if hit is None:
+                    reasons += found
+                if found is None:
                     continue
             for rule_id in entry.rules:
-                add(Match(rule_id, reasons))
-        found.sort()  # by rule id: ids are unique, so reasons are never compared
-        return found
+                # tuple.__new__ skips NamedTuple's Python-level __new__: half the cost.
+                add(new(Match, (rule_id, reasons)))
+        matched.sort(key=_rule_id)
+        return matched
 
     def match_brute_force(self, event: Event, now: datetime) -> list[Match]:
         """Evaluate every rule on its own, without the index (for tests and audits)."""
@@ -138,6 +179,9 @@ class Engine:
     def _gather(self, ctx: Context) -> set[int]:
         candidates = set(self._always)
         event_anchors = ctx.doc.anchors
+        key_ids = self._key_ids
+        # The second keys the event has; 0 stands for "no second key needed".
+        present = {0, *(key_ids[key] for key in key_ids.keys() & event_anchors)}
         kind = ctx.event.item.kind.value
         prefixes: set[str] | None = None
         for (is_prefix, partition), table in self._tables.items():
@@ -154,28 +198,52 @@ class Engine:
             for key in keys:
                 posted = table.get(key)
                 if posted is not None:
-                    candidates.update(posted)
+                    # Covering presearch: drop entries whose second key is absent, in C.
+                    wanted = map(present.__contains__, posted.seconds)
+                    candidates.update(compress(posted.entries, wanted))
         return candidates
 
-    def _post(self, entry_id: int, keys: tuple[Anchor, ...] | None) -> None:
-        if keys is None:
+    def _split(
+        self, keys: frozenset[str], posted: tuple[Anchor, ...] | None
+    ) -> tuple[str, tuple[str, ...] | None]:
+        """Choose the rarest required key as the second key; return it and the rest."""
+        by = {(is_prefix, key) for is_prefix, key, _ in posted or ()}
+        if len(by) == 1 and not next(iter(by))[0]:
+            # The one word an entry is gathered by is present already.
+            keys = keys.difference(key for _, key in by)
+        if not keys or posted is None:
+            return "", tuple(keys) or None
+        frequency = self._frequency or {}
+        second = min(keys, key=lambda k: (frequency.get(k, 0), -len(k), k))
+        rest = tuple(keys - {second})
+        return second, rest or None
+
+    def _post(self, entry_id: int, entry: _Entry) -> None:
+        if entry.anchors is None:
             self._always.add(entry_id)
             return
-        for is_prefix, key, kind in keys:
+        ids = self._key_ids
+        second = ids.setdefault(entry.second, len(ids) + 1) if entry.second else 0
+        for is_prefix, key, kind in entry.anchors:
             table = self._tables.setdefault((is_prefix, kind), {})
-            table.setdefault(key, array("I")).append(entry_id)
+            posted = table.get(key)
+            if posted is None:
+                posted = table[key] = _Postings(array("I"), array("I"))
+            posted.entries.append(entry_id)
+            posted.seconds.append(second)
             self._postings += 1
 
-    def _unpost(self, entry_id: int, keys: tuple[Anchor, ...] | None) -> None:
-        if keys is None:
+    def _unpost(self, entry_id: int, entry: _Entry) -> None:
+        if entry.anchors is None:
             self._always.discard(entry_id)
             return
-        for is_prefix, key, kind in keys:
+        for is_prefix, key, kind in entry.anchors:
             table = self._tables[is_prefix, kind]
             posted = table[key]
-            posted.remove(entry_id)
+            at = posted.entries.index(entry_id)
+            del posted.entries[at], posted.seconds[at]
             self._postings -= 1
-            if not posted:
+            if not posted.entries:
                 del table[key]
 
     def _shared(self, node: Node) -> Node:
@@ -188,8 +256,24 @@ class Engine:
         return self._leaves.setdefault(node, node)
 
 
-def _flat_leaves(node: Node) -> tuple[Node, ...] | None:
-    if isinstance(node, And):
-        children = node.children
-        return children if not any(isinstance(c, And | Or) for c in children) else None
-    return None if isinstance(node, Or) else (node,)
+def _groups(node: Node) -> _Groups | None:
+    """Return ``node`` as an AND of leaves and ORs of leaves, or None for deeper trees.
+
+    The tuples are the nodes' own ``children``, shared rather than copied: a
+    million rules would otherwise hold a million more tuples.
+    """
+    if isinstance(node, And) and _all_leaves(node.children):
+        return node.children
+    groups: list[Node | tuple[Node, ...]] = []
+    for part in node.children if isinstance(node, And) else (node,):
+        if isinstance(part, Or) and _all_leaves(part.children):
+            groups.append(part.children)
+        elif isinstance(part, And | Or):
+            return None
+        else:
+            groups.append(part)
+    return tuple(groups)
+
+
+def _all_leaves(nodes: tuple[Node, ...]) -> bool:
+    return not any(isinstance(node, And | Or) for node in nodes)
