@@ -4,11 +4,12 @@ Run from the repository root::
 
     .venv/bin/python bench/match.py [--sizes 1000,10000,100000,1000000] [--items N] [--quick]
 
-It compares our engine (``agent.rules.Engine.match``, presearch index plus verification),
-the naive loop over every rule (``Engine.match_brute_force``), and the Budget Key way (one
-SQLite FTS5 query per saved search over an index of the batch of new items), prints the
-figures as a Markdown table and writes them to ``bench/results.md``. The workload is
-generated from the real Hebrew vocabulary in the fixtures (``bench/workload.py``).
+It compares our engine (``agent.rules.Engine.match``: a two-key presearch index, then
+exact verification), the naive loop that checks every rule (``agent.rules.evaluate.check``),
+and the Budget Key way (one SQLite FTS5 query per saved search over an index of the batch of
+new items), prints the figures as a Markdown table and writes them to ``bench/results.md``.
+The workload is generated from the real Hebrew vocabulary in the fixtures
+(``bench/workload.py``).
 """
 
 from __future__ import annotations

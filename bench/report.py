@@ -159,8 +159,8 @@ def notes(results: Sequence[SizeResult], candidate_sample: int) -> str:
     agreement = ", ".join(f"{r.fts_agree}/{r.fts.items} at {r.rules:,}" for r in results)
     return "\n".join(
         [
-            "- *engine*: `Engine.match` (presearch index, then exact verification of each "
-            "candidate), built as `Matcher` builds it: word rarity learnt from 500 other "
+            "- *engine*: `Engine.match` (two-key presearch index, then exact verification of "
+            "each candidate), built as `Matcher` builds it: word rarity learnt from 500 other "
             "items, the collector paused during the load and the loaded rules frozen; timed "
             "after one pass over 100 of those other items, as in a running service. "
             "*naive loop*: every rule checked with `agent.rules.evaluate.check`, the "
@@ -174,7 +174,8 @@ def notes(results: Sequence[SizeResult], candidate_sample: int) -> str:
             "the whole batch, the same items the engine matched.",
             "- The slow ways are measured on fewer items at large sizes (*items measured*); "
             "nothing is extrapolated. The engine is measured on every item.",
-            f"- *candidates/item*: `Engine.stats()` over the first {candidate_sample} items. "
+            f"- *candidates/item*: rules verified exactly, those whose anchor and second key the "
+            f"item has (`Engine.stats()` over the first {candidate_sample} items). "
             "*engine = naive loop and brute force*: full `Match` lists (rule ids and reasons) "
             "compared on every item the naive loop matched (and the brute force, on its items).",
             "- *memory*: growth of `tracemalloc`'s traced total over one build of the engine "

@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import compress
+from itertools import compress, islice
 from operator import itemgetter
 
 from agent.models import Event
@@ -47,14 +47,6 @@ class _Entry:
     required: tuple[str, ...] | None
 
 
-@dataclass(slots=True)
-class _Postings:
-    """The entries posted under one key, each with the id of its ``second`` key (0: none)."""
-
-    entries: array[int]
-    seconds: array[int]
-
-
 class Engine:
     """Rules indexed by anchor; ``match`` returns the rules an event satisfies."""
 
@@ -64,8 +56,10 @@ class Engine:
         self._rules: dict[int, int] = {}
         self._entries: dict[int, _Entry] = {}
         self._by_node: dict[Node, int] = {}
-        #: (is prefix?, kind or "") → anchor key → entries posted there.
-        self._tables: dict[tuple[bool, str], dict[str, _Postings]] = {}
+        #: (is prefix?, kind or "") → anchor key → the entries posted there, each
+        #: followed by the number of its ``second`` key (0: none): one flat array
+        #: per key, as the index is mostly keys with one or two postings.
+        self._tables: dict[tuple[bool, str], dict[str, array[int]]] = {}
         #: Second keys by number, so postings hold them in compact arrays.
         self._key_ids: dict[str, int] = {}
         self._always: set[int] = set()
@@ -199,8 +193,8 @@ class Engine:
                 posted = table.get(key)
                 if posted is not None:
                     # Covering presearch: drop entries whose second key is absent, in C.
-                    wanted = map(present.__contains__, posted.seconds)
-                    candidates.update(compress(posted.entries, wanted))
+                    wanted = map(present.__contains__, islice(posted, 1, None, 2))
+                    candidates.update(compress(islice(posted, 0, None, 2), wanted))
         return candidates
 
     def _split(
@@ -228,9 +222,8 @@ class Engine:
             table = self._tables.setdefault((is_prefix, kind), {})
             posted = table.get(key)
             if posted is None:
-                posted = table[key] = _Postings(array("I"), array("I"))
-            posted.entries.append(entry_id)
-            posted.seconds.append(second)
+                posted = table[key] = array("I")
+            posted.extend((entry_id, second))
             self._postings += 1
 
     def _unpost(self, entry_id: int, entry: _Entry) -> None:
@@ -240,10 +233,10 @@ class Engine:
         for is_prefix, key, kind in entry.anchors:
             table = self._tables[is_prefix, kind]
             posted = table[key]
-            at = posted.entries.index(entry_id)
-            del posted.entries[at], posted.seconds[at]
+            at = posted[::2].index(entry_id) * 2
+            del posted[at : at + 2]
             self._postings -= 1
-            if not posted.entries:
+            if not posted:
                 del table[key]
 
     def _shared(self, node: Node) -> Node:
