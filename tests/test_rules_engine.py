@@ -9,7 +9,9 @@ import pytest
 
 from agent.models import Event, EventType, Item, Kind
 from agent.rules import Engine, Match, Reason, RuleSpec, dump_node, load_node, parse_query
-from agent.rules.dnf import required_keys
+from agent.rules.dnf import plan
+from agent.rules.index import COMPACT_AFTER
+from agent.rules.tree import Term
 from tests.conftest import NOW
 
 
@@ -78,8 +80,20 @@ def test_removing_rules_empties_the_index() -> None:
         "distinct": 0,
         "postings": 0,
         "always": 0,
+        "leaves": 6,  # kept until enough trees are removed: see the next test
         "candidates": 0,
     }
+
+
+def test_leaves_only_removed_rules_used_are_dropped_in_time() -> None:
+    engine = engine_with("ענן מחשוב")
+    words = [Term(f"w{n}", f"w{n}") for n in range(COMPACT_AFTER + 1)]
+    for rule_id, word in enumerate(words, start=2):
+        engine.add(rule_id, word)
+    for rule_id in range(2, len(words) + 2):
+        engine.remove(rule_id)
+    assert engine.stats()["leaves"] == 2
+    assert [m.rule_id for m in engine.match(CLOUD, NOW)] == [1]
 
 
 def test_rules_without_anything_to_anchor_are_always_checked() -> None:
@@ -131,7 +145,7 @@ def test_a_rule_is_a_candidate_only_if_the_item_has_its_second_key_too() -> None
     ],
 )
 def test_required_keys_are_what_every_match_needs(query: str, keys: set[str]) -> None:
-    assert required_keys(parse_query(query)) == keys
+    assert plan(parse_query(query)).required == keys
 
 
 def test_further_required_keys_are_checked_before_the_clauses() -> None:

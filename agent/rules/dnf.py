@@ -4,12 +4,16 @@ A rule matches only if one of its conjunctions does, and a conjunction only
 if each positive literal does; so indexing every conjunction under one
 positive literal (its *anchor*) never misses a match. The anchor is the
 literal most likely to be rare: a long word, then a selective field value.
-Negations, numbers and budget-change thresholds cannot anchor.
+Negations, numbers and budget-change thresholds cannot anchor. The words
+and values common to every conjunction are *required*: the engine tests one
+of them while gathering and the rest before checking, both far cheaper
+than the check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from agent.rules.document import field_anchor
 from agent.rules.tree import And, FieldIn, Node, Or, Phrase, Term
@@ -54,8 +58,18 @@ def conjunctions(node: Node, cap: int = MAX_CONJUNCTIONS) -> list[tuple[Node, ..
     return [(node,)]
 
 
-def anchors(node: Node, frequency: Mapping[str, int] | None = None) -> tuple[Anchor, ...] | None:
-    """Return the posting keys to index ``node`` under, or None if it must always be checked.
+class Plan(NamedTuple):
+    """How to index one rule tree: its posting keys, and the keys every match needs."""
+
+    #: The posting keys, or None if the tree must always be checked.
+    anchors: tuple[Anchor, ...] | None
+    #: Event keys without which the tree cannot match (a cheap test before ``check``):
+    #: words and single-valued field clauses common to every conjunction.
+    required: frozenset[str]
+
+
+def plan(node: Node, frequency: Mapping[str, int] | None = None) -> Plan:
+    """Return where to post ``node`` in the index and which keys it cannot match without.
 
     A conjunction that also requires a kind is posted in that kind's partition,
     so a tender never even considers rules that want calls for proposals.
@@ -63,39 +77,33 @@ def anchors(node: Node, frequency: Mapping[str, int] | None = None) -> tuple[Anc
     the rarest word the anchor; without it the longest word is taken.
     """
     frequency = frequency or {}
-    found: dict[Anchor, None] = {}
+    found: dict[Anchor, None] | None = {}
+    required: frozenset[str] | None = None
     for conjunction in conjunctions(node) or [()]:
+        needed = frozenset(key for literal in conjunction for key in _required(literal))
+        required = needed if required is None else required & needed
         scored = [s for s in (_scored(c, frequency) for c in conjunction) if s is not None]
-        if not scored:
-            return None
+        if not scored or found is None:
+            found = None
+            continue
         best = min(scored, key=lambda s: s[0])
         kinds = [
             lit.keys for lit in conjunction if isinstance(lit, FieldIn) and lit.field == "kind"
         ]
         partitions = kinds[0] if kinds and best[0][0] != _FIELD_RANK["kind"] else ("",)
         found.update(dict.fromkeys((p, k, kind) for p, k in best[1] for kind in partitions))
-    return tuple(found)
+    return Plan(None if found is None else tuple(found), required or frozenset())
 
 
-def required_keys(node: Node) -> frozenset[str]:
-    """Return the event keys every match of ``node`` needs (a cheap test before ``check``).
-
-    An event lacking any of them cannot match, so the engine drops such a
-    candidate with one set test instead of checking its clauses one by one.
-    Only words and single-valued field clauses contribute; the rest (prefixes,
-    numbers, negations, thresholds) need the full check.
-    """
-    if isinstance(node, And):
-        return frozenset().union(*map(required_keys, node.children))
-    if isinstance(node, Or):
-        return frozenset.intersection(*map(required_keys, node.children))
-    if isinstance(node, Term) and not node.prefix:
-        return frozenset((node.key,))
-    if isinstance(node, Phrase):
-        return frozenset(node.keys)
-    if isinstance(node, FieldIn) and len(node.keys) == 1:
-        return frozenset((field_anchor(node.field, node.keys[0]),))
-    return frozenset()
+def _required(literal: Node) -> tuple[str, ...]:
+    # Prefixes, numbers, negations and multi-valued clauses need the full check.
+    if isinstance(literal, Term):
+        return () if literal.prefix else (literal.key,)
+    if isinstance(literal, Phrase):
+        return literal.keys
+    if isinstance(literal, FieldIn) and len(literal.keys) == 1:
+        return (field_anchor(literal.field, literal.keys[0]),)
+    return ()
 
 
 def _scored(literal: Node, frequency: Mapping[str, int]) -> _Scored | None:

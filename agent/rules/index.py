@@ -15,17 +15,19 @@ result; the tests hold it to that.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import compress, islice
 from operator import itemgetter
 
 from agent.models import Event
-from agent.rules.dnf import Anchor, anchors, required_keys
+from agent.rules.dnf import Anchor, plan
 from agent.rules.evaluate import LEAF_CHECKS, UNKNOWN, Context, Match, Reasons, check, evaluate
 from agent.rules.tree import And, Node, Not, Or
 
+#: Removed trees (at least) before unused shared leaves are dropped.
+COMPACT_AFTER = 10_000
 _rule_id = itemgetter(0)
 #: An AND of groups; a group is one leaf, or a tuple of leaves to OR.
 _Groups = tuple[Node | tuple[Node, ...], ...]
@@ -43,7 +45,7 @@ class _Entry:
     groups: _Groups | None
     #: A second key the event must have, checked while gathering ("" if none).
     second: str
-    #: Further keys it must have (``required_keys``), checked first in ``match``.
+    #: Further keys it must have (``Plan.required``), checked first in ``match``.
     required: tuple[str, ...] | None
 
 
@@ -65,6 +67,8 @@ class Engine:
         self._always: set[int] = set()
         #: Equal leaves shared between rules: less memory, and one check per event.
         self._leaves: dict[Node, Node] = {}
+        #: Trees removed since ``_leaves`` last dropped the leaves no tree uses.
+        self._removed = 0
         self._next = 0
         self._postings = 0
         self._candidates = 0
@@ -72,13 +76,13 @@ class Engine:
     def add(self, rule_id: int, node: Node) -> None:
         """Index ``node`` as rule ``rule_id``, replacing that rule if it exists."""
         self.remove(rule_id)
-        node = self._shared(node)
         entry_id = self._by_node.get(node)
         if entry_id is None:
+            node = self._shared(node)
             entry_id = self._next
             self._next += 1
-            posted = anchors(node, self._frequency)
-            second, required = self._split(required_keys(node), posted)
+            posted, needed = plan(node, self._frequency)
+            second, required = self._split(needed, posted)
             entry = self._entries[entry_id] = _Entry(
                 node, [], posted, _groups(node), second, required
             )
@@ -99,6 +103,9 @@ class Engine:
         del self._entries[entry_id]
         del self._by_node[entry.node]
         self._unpost(entry_id, entry)
+        self._removed += 1
+        if self._removed > max(COMPACT_AFTER, len(self._entries)):
+            self._compact()
 
     def match(self, event: Event, now: datetime) -> list[Match]:
         """Return the rules ``event`` satisfies at ``now``, sorted by rule id."""
@@ -164,6 +171,7 @@ class Engine:
             "distinct": len(self._entries),
             "postings": self._postings,
             "always": len(self._always),
+            "leaves": len(self._leaves),
             "candidates": self._candidates,
         }
 
@@ -239,6 +247,13 @@ class Engine:
             if not posted:
                 del table[key]
 
+    def _compact(self) -> None:
+        """Forget shared leaves that only removed trees used (rarely: amortised)."""
+        self._leaves = {
+            leaf: leaf for entry in self._entries.values() for leaf in _walk(entry.node)
+        }
+        self._removed = 0
+
     def _shared(self, node: Node) -> Node:
         if isinstance(node, And):
             return And(tuple(map(self._shared, node.children)))
@@ -247,6 +262,17 @@ class Engine:
         if isinstance(node, Not):
             return self._leaves.setdefault(node, Not(self._shared(node.child)))
         return self._leaves.setdefault(node, node)
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    """Yield every leaf of ``node``, and every negation (``_shared`` shares both)."""
+    if isinstance(node, And | Or):
+        for child in node.children:
+            yield from _walk(child)
+        return
+    yield node
+    if isinstance(node, Not):
+        yield from _walk(node.child)
 
 
 def _groups(node: Node) -> _Groups | None:
