@@ -106,6 +106,7 @@ def forms(word: str) -> tuple[str, ...]:
     return tuple(sys.intern(f) for f in dict.fromkeys(found))
 
 
+@lru_cache(maxsize=65_536)  # publishers, units and statuses repeat from item to item
 def name_key(text: str) -> str:
     """Normalise an organisation name, status or tag for comparison.
 

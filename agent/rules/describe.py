@@ -20,12 +20,7 @@ def describe(node: Node) -> str:
         return " ".join(_grouped(child, Or) for child in node.children)
     if isinstance(node, Or):
         return " OR ".join(_grouped(child, And) for child in node.children)
-    if isinstance(node, Not):
-        inner = node.child
-        if isinstance(inner, And | Or | Not):
-            return f"NOT ({describe(inner)})"
-        return f"-{_leaf(inner)}"
-    return _leaf(node)
+    return label(node)
 
 
 def _grouped(node: Node, parenthesise: type[And] | type[Or]) -> str:
@@ -33,9 +28,15 @@ def _grouped(node: Node, parenthesise: type[And] | type[Or]) -> str:
     return f"({text})" if isinstance(node, parenthesise) else text
 
 
+# Cached: matching labels every clause that matches, for every event.
 @lru_cache(maxsize=65_536)
-def _leaf(node: Leaf) -> str:
+def label(node: Leaf | Not) -> str:
+    """Return one clause (a leaf or a negation) as written in a query."""
     match node:
+        case Not(And() | Or() | Not() as inner):
+            return f"NOT ({describe(inner)})"
+        case Not(inner):
+            return f"-{label(inner)}"
         case Term(word, _, field, prefix):
             text = _quoted(word) + ("*" if prefix else "")
             return f"{field}:{text}" if field else text
@@ -55,7 +56,7 @@ def _leaf(node: Leaf) -> str:
             return f"change%>={_number(value)}"
         case Change(what, _):
             return f"change:{what}"
-    raise AssertionError(f"not a leaf: {node!r}")
+    raise AssertionError(f"not a clause: {node!r}")
 
 
 def _quoted(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from agent.models import Event, Kind
 from agent.rules.analysis import name_key
-from agent.rules.describe import describe
+from agent.rules.describe import label
 from agent.rules.document import Doc
 from agent.rules.tree import And, Change, Compare, FieldIn, Leaf, Node, Not, Or, Phrase, Term
 
@@ -118,7 +118,7 @@ def _not(node: Any, ctx: Context) -> Reasons | None:
     negated: Not = node
     if check(negated.child, ctx) is not None:
         return None
-    return (Reason(describe(negated)),)
+    return (Reason(label(negated)),)
 
 
 def _term(node: Any, ctx: Context) -> Reasons | None:
@@ -132,7 +132,7 @@ def _term(node: Any, ctx: Context) -> Reasons | None:
         hit = doc.locate(term.key, term.field)
     if hit is None:
         return None
-    return (Reason(describe(term), field=hit[0], term=term.word, matched=hit[1]),)
+    return (Reason(label(term), field=hit[0], term=term.word, matched=hit[1]),)
 
 
 def _phrase(node: Any, ctx: Context) -> Reasons | None:
@@ -140,7 +140,7 @@ def _phrase(node: Any, ctx: Context) -> Reasons | None:
     hit = ctx.doc.locate_phrase(phrase.keys, phrase.field)
     if hit is None:
         return None
-    return (Reason(describe(phrase), field=hit[0], term=" ".join(phrase.words), matched=hit[1]),)
+    return (Reason(label(phrase), field=hit[0], term=" ".join(phrase.words), matched=hit[1]),)
 
 
 def _field(node: Any, ctx: Context) -> Reasons | None:
@@ -148,7 +148,7 @@ def _field(node: Any, ctx: Context) -> Reasons | None:
     value = _field_value(clause, ctx)
     if value is None:
         return None
-    return (Reason(describe(clause), field=clause.field, matched=value),)
+    return (Reason(label(clause), field=clause.field, matched=value),)
 
 
 def _field_value(clause: FieldIn, ctx: Context) -> str | None:
@@ -183,7 +183,7 @@ def _compare(node: Any, ctx: Context) -> Reasons | None:
     if clause.field == "amount":
         if item.amount is None or not _OPS[clause.op](item.amount, clause.value):
             return None
-        return (Reason(describe(clause), field="amount", value=_number(item.amount)),)
+        return (Reason(label(clause), field="amount", value=_number(item.amount)),)
     if item.deadline is None:
         return None
     days = (item.deadline - ctx.now).total_seconds() / 86400
@@ -191,7 +191,7 @@ def _compare(node: Any, ctx: Context) -> Reasons | None:
         hit = 0 <= days <= clause.value
     else:
         hit = _OPS[clause.op](days, clause.value)
-    return (Reason(describe(clause), field="deadline", value=f"{days:.1f}"),) if hit else None
+    return (Reason(label(clause), field="deadline", value=f"{days:.1f}"),) if hit else None
 
 
 def _change(node: Any, ctx: Context) -> Reasons | None:
@@ -209,7 +209,7 @@ def _change(node: Any, ctx: Context) -> Reasons | None:
     else:
         base = item.budget_base
         hit = bool(base and base > 0 and abs(amount) / base * 100 >= clause.value)
-    return (Reason(describe(clause), field="amount", value=_number(amount)),) if hit else None
+    return (Reason(label(clause), field="amount", value=_number(amount)),) if hit else None
 
 
 def _number(value: float) -> str:

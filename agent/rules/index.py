@@ -49,6 +49,10 @@ class _Entry:
     required: tuple[str, ...] | None
 
 
+#: What a removed entry's place in ``Engine._entries`` holds; never a candidate.
+_REMOVED = _Entry(And(()), [], None, None, "", None)
+
+
 class Engine:
     """Rules indexed by anchor; ``match`` returns the rules an event satisfies."""
 
@@ -56,7 +60,9 @@ class Engine:
         """Start empty; ``frequency`` (key → document count) helps pick rare anchors."""
         self._frequency = frequency
         self._rules: dict[int, int] = {}
-        self._entries: dict[int, _Entry] = {}
+        #: Entries by id: a list, as looking one up is the first step for every
+        #: candidate. A removed entry's place holds ``_REMOVED``.
+        self._entries: list[_Entry] = []
         self._by_node: dict[Node, int] = {}
         #: (is prefix?, kind or "") → anchor key → the entries posted there, each
         #: followed by the number of its ``second`` key (0: none): one flat array
@@ -69,7 +75,6 @@ class Engine:
         self._leaves: dict[Node, Node] = {}
         #: Trees removed since ``_leaves`` last dropped the leaves no tree uses.
         self._removed = 0
-        self._next = 0
         self._postings = 0
         self._candidates = 0
 
@@ -79,13 +84,11 @@ class Engine:
         entry_id = self._by_node.get(node)
         if entry_id is None:
             node = self._shared(node)
-            entry_id = self._next
-            self._next += 1
+            entry_id = len(self._entries)
             posted, needed = plan(node, self._frequency)
             second, required = self._split(needed, posted)
-            entry = self._entries[entry_id] = _Entry(
-                node, [], posted, _groups(node), second, required
-            )
+            entry = _Entry(node, [], posted, _groups(node), second, required)
+            self._entries.append(entry)
             self._by_node[node] = entry_id
             self._post(entry_id, entry)
         self._entries[entry_id].rules.append(rule_id)
@@ -100,11 +103,11 @@ class Engine:
         entry.rules.remove(rule_id)
         if entry.rules:
             return
-        del self._entries[entry_id]
+        self._entries[entry_id] = _REMOVED
         del self._by_node[entry.node]
         self._unpost(entry_id, entry)
         self._removed += 1
-        if self._removed > max(COMPACT_AFTER, len(self._entries)):
+        if self._removed > max(COMPACT_AFTER, len(self._by_node)):
             self._compact()
 
     def match(self, event: Event, now: datetime) -> list[Match]:
@@ -168,7 +171,7 @@ class Engine:
         """Return sizes worth monitoring, the always-check bucket above all."""
         return {
             "rules": len(self._rules),
-            "distinct": len(self._entries),
+            "distinct": len(self._by_node),
             "postings": self._postings,
             "always": len(self._always),
             "leaves": len(self._leaves),
@@ -249,9 +252,7 @@ class Engine:
 
     def _compact(self) -> None:
         """Forget shared leaves that only removed trees used (rarely: amortised)."""
-        self._leaves = {
-            leaf: leaf for entry in self._entries.values() for leaf in _walk(entry.node)
-        }
+        self._leaves = {leaf: leaf for tree in self._by_node for leaf in _walk(tree)}
         self._removed = 0
 
     def _shared(self, node: Node) -> Node:
