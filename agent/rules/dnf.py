@@ -40,6 +40,8 @@ Anchor = tuple[bool, str, str]
 def conjunctions(node: Node, cap: int = MAX_CONJUNCTIONS) -> list[tuple[Node, ...]] | None:
     """Return ``node`` as an OR of ANDs of literals, or None above ``cap`` conjunctions."""
     if isinstance(node, And):
+        if not any(isinstance(child, And | Or) for child in node.children):
+            return [node.children]  # most rules: one conjunction, as it stands
         result: list[tuple[Node, ...]] = [()]
         for child in node.children:
             part = conjunctions(child, cap)
