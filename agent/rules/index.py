@@ -68,7 +68,8 @@ class Engine:
         #: followed by the number of its ``second`` key (0: none): one flat array
         #: per key, as the index is mostly keys with one or two postings.
         self._tables: dict[tuple[bool, str], dict[str, array[int]]] = {}
-        #: Second keys by number, so postings hold them in compact arrays.
+        #: Second keys by number, so postings hold them in compact arrays (never
+        #: shrinks: it is bounded by the words and values rules use).
         self._key_ids: dict[str, int] = {}
         self._always: set[int] = set()
         #: Equal leaves shared between rules: less memory, and one check per event.
