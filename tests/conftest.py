@@ -16,6 +16,8 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
+from agent.rules import RuleSpec
+
 #: Fixtures of the fakes, usable from any test module.
 pytest_plugins = ["tests.fakes.smtp"]
 
@@ -30,6 +32,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: A fixed "now" for tests that do not care about the date.
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+#: The issue's NGO rule, as a query string and as form fields (the same tree).
+NGO_QUERY = (
+    '(מחשוב OR "שירותי ענן") kind:(tender OR call_for_bids) -publisher:"משרד הביטחון" '
+    "amount>=500000 days_left>=10 event:new"
+)
+NGO_SPEC = RuleSpec(
+    query='מחשוב OR "שירותי ענן"',
+    kinds=["tender", "call_for_bids"],
+    exclude_publishers=["משרד הביטחון"],
+    amount_min=500_000,
+    min_days_left=10,
+    event_types=["new"],
+)
 
 
 @contextlib.contextmanager

@@ -9,12 +9,7 @@ import pytest
 
 from agent.models import Event, EventType, Item, Kind
 from agent.rules import Reason, RuleSpec, evaluate, parse_query
-from tests.conftest import NOW
-
-NGO_QUERY = (
-    '(מחשוב OR "שירותי ענן") kind:(tender OR call_for_bids) -publisher:"משרד הביטחון" '
-    "amount>=500000 days_left>=10 event:new"
-)
+from tests.conftest import NGO_QUERY, NGO_SPEC, NOW
 
 
 def event(type: EventType = EventType.NEW, **fields: Any) -> Event:
@@ -55,15 +50,7 @@ def matches(query: str, ev: Event) -> bool:
 def test_ngo_rule(changes: dict[str, Any], expected: bool) -> None:
     ev = event(**{**CLOUD_TENDER, **changes})
     assert matches(NGO_QUERY, ev) is expected
-    spec = RuleSpec(
-        query='מחשוב OR "שירותי ענן"',
-        kinds=["tender", "call_for_bids"],
-        exclude_publishers=["משרד הביטחון"],
-        amount_min=500_000,
-        min_days_left=10,
-        event_types=["new"],
-    )
-    assert (evaluate(spec.compile(), ev, NOW) is not None) is expected
+    assert (evaluate(NGO_SPEC.compile(), ev, NOW) is not None) is expected
 
 
 def test_ngo_rule_ignores_updates() -> None:

@@ -22,19 +22,7 @@ from agent.rules import (
     load_node,
     parse_query,
 )
-
-NGO_QUERY = (
-    '(מחשוב OR "שירותי ענן") kind:(tender OR call_for_bids) -publisher:"משרד הביטחון" '
-    "amount>=500000 days_left>=10 event:new"
-)
-NGO_SPEC = RuleSpec(
-    query='מחשוב OR "שירותי ענן"',
-    kinds=["tender", "call_for_bids"],
-    exclude_publishers=["משרד הביטחון"],
-    amount_min=500_000,
-    min_days_left=10,
-    event_types=["new"],
-)
+from tests.conftest import NGO_QUERY, NGO_SPEC
 
 
 def test_ngo_rule_as_query_and_as_form_give_the_same_tree() -> None:
