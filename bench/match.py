@@ -36,7 +36,7 @@ from bench.vocab import Corpus, load_corpus
 from bench.workload import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "budgetkey"
+FIXTURES = ROOT / "tests" / "data" / "budgetkey"
 #: The fixed "now" every item and rule is generated and matched at.
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)

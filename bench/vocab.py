@@ -1,6 +1,6 @@
 """The benchmark's vocabulary: real Hebrew words, bigrams and office names from the fixtures.
 
-Everything here is read from the recorded Budget Key files in ``shared/fixtures/budgetkey``:
+Everything here is read from the recorded Budget Key files in ``tests/data/budgetkey``:
 tender and exemption grids (titles, subjects, publishers), support criteria (title, office,
 expected purpose), budget changes (request description, programme name) and budget items
 (section, area and programme names). Only words of two or more Hebrew letters are kept.

@@ -24,8 +24,8 @@ pytest_plugins = ["tests.fakes.smtp"]
 # python-telegram-bot warns (and warnings are errors) unless this is set.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-#: The recorded real data shared by the project (``../shared/fixtures``).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+#: Recorded real data, copied from the project's shared fixtures with each folder's SOURCES.md.
+FIXTURES = Path(__file__).resolve().parent / "data"
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
