@@ -41,6 +41,10 @@ class AgentSettings(BaseModel):
     closing_soon_days: float = Field(default=3.0, gt=0)
     #: How often the dispatcher looks for due deliveries.
     dispatch_every: timedelta = Field(default=timedelta(minutes=1), gt=timedelta(0))
+    #: A failed source is retried this soon, then twice as late after each failure in a row.
+    retry_first: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    #: Retries of a failed source never wait longer than this (or than its own interval).
+    retry_cap: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
     #: After this many failed attempts a delivery is dead (visible, replayable).
     max_attempts: int = Field(default=8, ge=1)
     #: The zone digests are scheduled in and dates are shown in.

@@ -37,5 +37,21 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def init(engine: Engine) -> None:
-    """Create every missing table and index."""
+    """Create every missing table and index, and add columns newer releases brought."""
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    # Until migrations arrive, a database made by an earlier release gains the
+    # nullable columns added since; nothing is ever dropped or rewritten.
+    inspector = sa.inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(
+                        sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                    )

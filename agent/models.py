@@ -201,8 +201,12 @@ class SourceState(SQLModel, table=True):
     baseline_done: bool = False
     last_attempt_at: datetime | None = _utc_column()
     last_success_at: datetime | None = _utc_column()
+    #: The last successful poll that brought a new or changed item (or the baseline).
+    last_change_at: datetime | None = _utc_column()
     last_error: str | None = None
     consecutive_failures: int = 0
+    #: When the current run of failures began; ``None`` while the source answers.
+    failing_since: datetime | None = _utc_column()
     items_seen: int = 0
     last_item_count: int = 0
 

@@ -22,7 +22,7 @@ from agent import outbox, store
 from agent.config import AgentSettings
 from agent.errors import SourceError
 from agent.matching import Matcher
-from agent.models import SourceState
+from agent.models import EventType, SourceState
 from watchers import Batch, Watcher
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ async def poll(
             for row in _deliveries(matcher, rec, channels=channels, settings=settings, now=now)
         ]
         queued = outbox.enqueue(session, rows)
-        _record_success(session, name, batch, now=now)
+        # Closing-soon events come from the clock, not the source: they are not news.
+        news = silent or any(r.event.type is not EventType.CLOSING_SOON for r in recorded)
+        _record_success(session, name, batch, now=now, news=news)
         session.commit()
     logger.info(
         "source %s: %d items, %d events, %d alerts queued%s",
@@ -129,13 +131,18 @@ def _deliveries(
     return rows
 
 
-def _record_success(session: Session, name: str, batch: Batch, *, now: datetime) -> None:
+def _record_success(
+    session: Session, name: str, batch: Batch, *, now: datetime, news: bool
+) -> None:
     state = session.get(SourceState, name) or SourceState(name=name)
     state.cursor = batch.cursor
     state.baseline_done = True
     state.last_attempt_at = state.last_success_at = now
+    if news or state.last_change_at is None:
+        state.last_change_at = now
     state.last_error = None
     state.consecutive_failures = 0
+    state.failing_since = None
     state.last_item_count = len(batch.items)
     state.items_seen += len(batch.items)
     session.add(state)
@@ -146,6 +153,8 @@ def _record_failure(db: Engine, name: str, error: str, *, now: datetime) -> None
         state = session.get(SourceState, name) or SourceState(name=name)
         state.last_attempt_at = now
         state.last_error = error
+        if not state.consecutive_failures:
+            state.failing_since = now
         state.consecutive_failures += 1
         session.add(state)
         session.commit()

@@ -2,9 +2,15 @@
 
 APScheduler 3 (one ``AsyncIOScheduler``, memory job store rebuilt from the
 configuration at start) runs one job per enabled source on its own interval,
-and the dispatcher every ``agent.dispatch_every``. Jobs never overlap
-(``max_instances=1``) and missed runs collapse into one (``coalesce``). All
-state lives in the database, so the scheduler holds nothing worth keeping.
+right after start-up, and the dispatcher every ``agent.dispatch_every``. Jobs
+never overlap (``max_instances=1``) and missed runs collapse into one
+(``coalesce``). All state lives in the database, so the scheduler holds
+nothing worth keeping.
+
+Every job is a plain ``async def`` function or bound method: APScheduler 3's
+asyncio executor awaits only what ``inspect.iscoroutinefunction`` recognises,
+and runs anything else (such as an object with an async ``__call__``) in a
+thread, throwing its coroutine away unawaited.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,27 +34,32 @@ from agent.web import create_app
 logger = logging.getLogger(__name__)
 
 
-#: The first retry after a failed poll; it doubles with each failure in a row.
-RETRY_BASE = timedelta(seconds=30)
-#: Retries never wait longer than this (or than the source's own interval).
-RETRY_CAP = timedelta(hours=1)
-
-
-def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> None:
-    """Add a poll job per enabled source and the dispatch job."""
-    for name, source in agent.config.sources.items():
-        if source.enabled:
-            poller = Poller(agent, scheduler, name, source.every)
-            _every(scheduler, poller, source.every, job_id=f"poll:{name}")
+def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> int:
+    """Add a poll job per enabled source and the dispatch job; return the sources scheduled."""
+    pollers = [
+        Poller(agent, scheduler, name, source.every)
+        for name, source in agent.config.sources.items()
+        if source.enabled
+    ]
+    for poller in pollers:
+        _every(scheduler, poller.run, poller.every, job_id=f"poll:{poller.name}")
     _every(scheduler, agent.dispatch, agent.config.agent.dispatch_every, job_id="dispatch")
+    return len(pollers)
 
 
-def retry_after(failures: int, every: timedelta) -> timedelta | None:
+def retry_after(
+    failures: int,
+    every: timedelta,
+    *,
+    first: timedelta = timedelta(seconds=30),
+    cap: timedelta = timedelta(hours=1),
+) -> timedelta | None:
     """How soon to try a source again after ``failures`` failed polls in a row.
 
+    The delay starts at ``first`` and doubles with each failure, up to ``cap``.
     ``None`` means the regular interval comes sooner than any retry would.
     """
-    delay = min(RETRY_BASE * 2 ** (failures - 1), RETRY_CAP)
+    delay = min(first * 2 ** (failures - 1), cap)
     return delay if delay < every else None
 
 
@@ -64,18 +76,33 @@ class Poller:
         self.failures = 0
         self._lock = asyncio.Lock()
 
-    async def __call__(self) -> None:
-        """Poll once; on failure, schedule a retry with full jitter."""
+    async def run(self) -> None:
+        """Poll once; on failure, schedule a sooner retry, with jitter."""
         async with self._lock:
             result = await self.agent.poll(self.name)
         self.failures = 0 if result.ok else self.failures + 1
-        delay = retry_after(self.failures, self.every) if self.failures else None
+        settings = self.agent.config.agent
+        delay = (
+            retry_after(
+                self.failures, self.every, first=settings.retry_first, cap=settings.retry_cap
+            )
+            if self.failures
+            else None
+        )
         if delay is not None:
-            # Full jitter, so sources that failed together do not retry together.
+            # Jitter, so sources that failed together do not retry together.
             when = self.agent.clock() + delay * random.uniform(0.5, 1.0)
             self.scheduler.add_job(
-                self, "date", run_date=when, id=f"retry:{self.name}", replace_existing=True
+                self.run, "date", run_date=when, id=f"retry:{self.name}", replace_existing=True
             )
+
+
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down, to the
+    # handler it found. With this one there, a stopped service exits 0 instead of
+    # dying by the signal, and a signal before uvicorn starts still stops it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
 
 
 def _every(
@@ -101,21 +128,25 @@ def _every(
 async def serve_forever(config: Config) -> None:
     """Serve until SIGINT or SIGTERM."""
     async with Agent.open(config) as agent:
-        app = create_app(agent.db, agent.renderer, agent.links, clock=agent.clock)
+        app = create_app(
+            agent.db, agent.renderer, agent.links, sources=config.sources, clock=agent.clock
+        )
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=config.server.host, port=config.server.port, log_level="warning"
             )
         )
         scheduler = AsyncIOScheduler(timezone=config.agent.timezone)
-        schedule(agent, scheduler)
+        scheduled = schedule(agent, scheduler)
         scheduler.start()
         logger.info(
-            "serving on http://%s:%d (health at /health); %d sources scheduled",
+            "serving on http://%s:%d (health at /health); %d enabled sources scheduled (of %d)",
             config.server.host,
             config.server.port,
+            scheduled,
             len(config.sources),
         )
+        _stop_on_signals(server)
         try:
             # uvicorn handles SIGINT and SIGTERM and returns from serve().
             await server.serve()

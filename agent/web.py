@@ -2,17 +2,18 @@
 
 * ``GET /feeds/<token>.xml`` -- the subscription's Atom feed (ETag, 304);
 * ``GET|POST /unsubscribe/<signed id>`` -- a page, and RFC 8058 one-click;
-* ``GET /health`` -- every source's health and the outbox, as JSON.
+* ``GET /health`` -- every source's health and the outbox, as JSON; 200 when
+  all is well, 503 while starting or degraded (``agent.health``);
+* ``GET /health/live`` -- 200 whenever the process answers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.applications import Starlette
@@ -21,16 +22,24 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from agent.dispatch import alert_for, recipient_for
+from agent.health import ServiceStatus
+from agent.health import check as check_health
 from agent.links import Links
-from agent.models import Delivery, SourceState, StoredEvent, Subscription
+from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Renderer
+from watchers import Watcher
 
 #: Entries per feed: enough for a reader polling daily, small enough to stay fast.
 FEED_SIZE = 50
 
 
 def create_app(
-    db: Engine, renderer: Renderer, links: Links, *, clock: Callable[[], datetime]
+    db: Engine,
+    renderer: Renderer,
+    links: Links,
+    *,
+    sources: Mapping[str, Watcher],
+    clock: Callable[[], datetime],
 ) -> Starlette:
     """Build the ASGI app over the given database and renderer."""
 
@@ -72,26 +81,19 @@ def create_app(
         return HTMLResponse(_page(language, texts["unsubscribe"], form, raw=True))
 
     async def health(request: Request) -> Response:
-        with Session(db) as session:
-            sources = [_source_health(s) for s in session.exec(select(SourceState)).all()]
-            counts = session.exec(
-                select(Delivery.status, func.count()).group_by(col(Delivery.status))
-            ).all()
-        failing = [s["name"] for s in sources if not s["ok"]]
-        return JSONResponse(
-            {
-                "status": "degraded" if failing else "ok",
-                "failing": failing,
-                "sources": sources,
-                "outbox": dict(counts),
-            }
-        )
+        report = check_health(db, sources, now=clock())
+        code = 200 if report.status is ServiceStatus.OK else 503
+        return JSONResponse(report.to_dict(), status_code=code)
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
 
     return Starlette(
         routes=[
             Route("/feeds/{token}.xml", feed),
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/health", health),
+            Route("/health/live", live),
         ]
     )
 
@@ -106,18 +108,6 @@ def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
         .limit(FEED_SIZE)
     )
     return [alert_for(delivery, event) for delivery, event in session.exec(query).all()]
-
-
-def _source_health(state: SourceState) -> dict[str, object]:
-    return {
-        "name": state.name,
-        "ok": state.consecutive_failures == 0,
-        "last_success_at": state.last_success_at.isoformat() if state.last_success_at else None,
-        "last_attempt_at": state.last_attempt_at.isoformat() if state.last_attempt_at else None,
-        "consecutive_failures": state.consecutive_failures,
-        "last_error": state.last_error,
-        "last_item_count": state.last_item_count,
-    }
 
 
 def _page(language: str, title: str, body: str, *, raw: bool = False) -> str:

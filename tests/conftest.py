@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,34 @@ FIXTURES = Path(__file__).resolve().parent / "data"
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Paths beside the repository that the suite must never read: a fresh clone has none.
+OUTSIDE = ROOT.parent
+#: What the suite tried to open outside the repository (checked by ``test_fresh_clone``).
+OUTSIDE_READS: list[str] = []
+
+
+def _watch_reads(event: str, args: tuple[object, ...]) -> None:
+    # An audit hook sees every open() of this process, whoever asks; a read
+    # of ../shared (or any sibling of the repository) would pass here and
+    # fail on a fresh clone, so it is refused and remembered.
+    if event != "open" or not isinstance(args[0], str | Path):
+        return
+    path = os.path.abspath(args[0])
+    if path.startswith(str(OUTSIDE) + os.sep) and not path.startswith(str(ROOT) + os.sep):
+        OUTSIDE_READS.append(path)
+        raise PermissionError(f"the tests must not read outside the repository: {path}")
+
+
+sys.addaudithook(_watch_reads)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if anything read beside the repository, even if it caught the error."""
+    if OUTSIDE_READS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nthe tests read outside the repository:", *OUTSIDE_READS, sep="\n  ")  # noqa: T201
+
 
 #: A fixed "now" for tests that do not care about the date.
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -8,11 +8,7 @@ Telegram Bot API fake, SQLite in a temporary folder, and ``smart-agent serve``.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -22,24 +18,21 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import smtp_in_thread
+from tests.service import (
+    TELEGRAM_TOKEN,
+    Switch,
+    free_port,
+    get,
+    serving,
+    smart_agent,
+    wait_until,
+)
 
-TOKEN = "123456:TEST-token"
 CHAT = "-1001234567890"
-
-
-class Switch:
-    """An ASGI app whose behaviour a test can swap while it is being served."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -53,43 +46,19 @@ class World:
     bot: Any
     port: int
 
-    def env(self) -> dict[str, str]:
-        """The environment a user would export: secrets stay out of the file."""
-        return {
-            **os.environ,
-            "SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN": TOKEN,
-            "SMART_AGENT_AGENT__SIGNING_KEY": "test-signing-key",
-        }
-
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``smart-agent`` the way a user does, in the user's folder."""
-        result = subprocess.run(
-            [sys.executable, "-m", "agent", *args],
-            cwd=self.folder,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check:
-            assert result.returncode == 0, result.stdout + result.stderr
-        return result
+        """Run ``smart-agent`` the way a user does, in the user's folder; stderr stays clean."""
+        return smart_agent(self.folder, *args, check=check)
 
     def emails(self) -> list[EmailMessage]:
         return list(self.mail.messages)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     records = ckan.real_records()
     source = Switch(ckan.build_app(records))
-    bot = telegram.build_app(TOKEN)
+    bot = telegram.build_app(TELEGRAM_TOKEN)
     with serve(source) as source_url, serve(bot) as bot_url, smtp_in_thread() as mail:
         port = free_port()
         (tmp_path / "config.toml").write_text(
@@ -142,17 +111,6 @@ email = "nobody@example.org"
 """
 
 
-def wait_for_http(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
 def test_recorded_tender_reaches_email_telegram_and_feed_once_then_updates(world: World) -> None:
     world.cli("init")
     assert "imported 2" in world.cli("subscriptions", "import", "subscriptions.toml").stdout
@@ -169,35 +127,25 @@ def test_recorded_tender_reaches_email_telegram_and_feed_once_then_updates(world
     html = html_part.get_content()
     assert 'dir="rtl"' in html
     assert "סולאריות" in html
-    assert len(world.bot.state.sent) >= 1
-    assert all(m["chat_id"] == CHAT for m in world.bot.state.sent)
-    assert any("סולאריות" in m["text"] for m in world.bot.state.sent)
-    telegram_count = len(world.bot.state.sent)
+    [message] = world.bot.state.sent
+    assert message["chat_id"] == CHAT
+    assert "סולאריות" in message["text"]
 
     # The same data again: nothing new is sent anywhere.
     world.cli("run-once")
     assert len(world.emails()) == 1
-    assert len(world.bot.state.sent) == telegram_count
+    assert len(world.bot.state.sent) == 1
 
     # The feed, as a reader fetches it from the running service.
     listed = world.cli("subscriptions", "list", "--json").stdout
     feed_url = next(line.split('"')[3] for line in listed.splitlines() if '"feed_url"' in line)
-    with subprocess.Popen(
-        [sys.executable, "-m", "agent", "serve"],
-        cwd=world.folder,
-        env=world.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as server:
-        try:
-            wait_for_http(f"http://127.0.0.1:{world.port}/health")
-            feed = feedparser.parse(httpx.get(feed_url).content)
-            assert any("סולאריות" in entry.title for entry in feed.entries)
-            health = httpx.get(f"http://127.0.0.1:{world.port}/health").json()
-            assert health["sources"][0]["name"] == "datagov-tenders"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    health_url = f"http://127.0.0.1:{world.port}/health"
+    with serving(world.folder):
+        wait_until(lambda: get(health_url) is not None, what="the HTTP server")
+        feed = feedparser.parse(httpx.get(feed_url).content)
+        health = httpx.get(health_url).json()
+    assert [entry.title for entry in feed.entries if "סולאריות" in entry.title]
+    assert [source["name"] for source in health["sources"]] == ["datagov-tenders"]
 
     # The tender's title changes at the source: one "updated" alert.
     solar = next(r for r in world.records if "סולאריות" in r["שם הליך"])
@@ -216,9 +164,11 @@ def test_a_broken_source_is_reported_and_changes_nothing(world: World) -> None:
     world.cli("subscriptions", "import", "subscriptions.toml")
     world.cli("run-once")
     sent = len(world.emails())
+    assert sent == 1
     world.source.app = ckan.build_app(world.records, fail="html")
-    out = world.cli("run-once").stdout
-    assert "FAILED" in out
+    failed = world.cli("run-once", check=False)
+    assert failed.returncode == 1, "cron sees a failed source"
+    assert "FAILED" in failed.stdout
     assert len(world.emails()) == sent
     check = world.cli("sources", "check", check=False)
     assert check.returncode == 1

@@ -57,7 +57,13 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                 session.commit()
             await agent.poll_all()
             await agent.dispatch()
-            app = create_app(agent.db, agent.renderer, agent.links, clock=agent.clock)
+            app = create_app(
+                agent.db,
+                agent.renderer,
+                agent.links,
+                sources=agent.config.sources,
+                clock=agent.clock,
+            )
             with serve(app) as url:
                 yield Site(agent, url, subs)
 

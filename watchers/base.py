@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.errors import SourceBlocked, SourceError
 from agent.models import Item
@@ -53,7 +53,16 @@ class Watcher(Protocol):
     @property
     def alert_on_first_poll(self) -> bool: ...
 
+    @property
+    def stale_limit(self) -> timedelta | None: ...
+
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch: ...
+
+
+#: By default a source is stale after this many intervals without anything new...
+STALE_POLLS = 72
+#: ...and never sooner than this, so a long weekend or a holiday is not an alarm.
+STALE_MIN = timedelta(days=4)
 
 
 class SourceSettings(BaseModel):
@@ -69,6 +78,35 @@ class SourceSettings(BaseModel):
     alert_on_first_poll: bool = False
     #: Never read more than this many pages in one poll.
     max_pages: int = Field(default=200, ge=1)
+    #: Report the source as stale when it answers but brings nothing new or changed for
+    #: this long (a frozen table looks healthy otherwise); ``false`` turns it off for
+    #: sources that are legitimately quiet. Default: ``STALE_POLLS`` intervals, at least
+    #: ``STALE_MIN``.
+    stale_after: timedelta | Literal[False] | None = None
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _duration_or_false(cls, value: object) -> object:
+        # ``true`` would otherwise pass as one second.
+        if value is True:
+            raise ValueError("must be a duration, or false to turn it off")
+        return value
+
+    @field_validator("stale_after")
+    @classmethod
+    def _positive(
+        cls, value: timedelta | Literal[False] | None
+    ) -> timedelta | Literal[False] | None:
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError("must be a positive duration, or false to turn it off")
+        return value
+
+    @property
+    def stale_limit(self) -> timedelta | None:
+        """How long the source may bring nothing new before health calls it stale."""
+        if self.stale_after is False:
+            return None
+        return self.stale_after or max(self.every * STALE_POLLS, STALE_MIN)
 
 
 async def fetch(
