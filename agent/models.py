@@ -44,6 +44,19 @@ class EventType(StrEnum):
     APPROVED = "approved"
 
 
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands in the outbox."""
+
+    PENDING = "pending"
+    #: Claimed by a dispatch run; its lease ends at ``next_attempt_at``.
+    SENDING = "sending"
+    SENT = "sent"
+    #: Out of attempts, or failed for good: visible, and replayable.
+    DEAD = "dead"
+    #: Its subscription was unsubscribed or removed before it went out.
+    CANCELLED = "cancelled"
+
+
 #: Item fields left out of the content hash: they identify, or are bookkeeping.
 _UNHASHED = frozenset({"source", "key", "raw"})
 
@@ -244,8 +257,11 @@ class Delivery(SQLModel, table=True):
     subscription_id: int = SQLField(foreign_key="subscription.id", index=True)
     event_id: int = SQLField(foreign_key="event.id", index=True)
     channel: str
-    #: ``pending`` → ``sending`` (claimed, lease in ``next_attempt_at``) → ``sent``, or ``dead``.
-    status: str = SQLField(default="pending", index=True)
+    #: A ``DeliveryStatus``: ``pending`` → ``sending`` (claimed, lease in
+    #: ``next_attempt_at``) → ``sent``, or ``dead``, or ``cancelled``.
+    status: str = SQLField(default=DeliveryStatus.PENDING, index=True)
+    #: The dispatch run holding the lease: only it may mark the row sent.
+    lease_owner: str | None = None
     attempts: int = 0
     next_attempt_at: datetime = _utc_column(nullable=False, index=True)
     created_at: datetime = _utc_column(nullable=False)

@@ -1,19 +1,23 @@
 """The outbox: one ``Delivery`` row per (subscription, event, channel).
 
 Rows are written in the same transaction as the items and events that caused
-them, so a crash loses neither. The dispatcher then works in three short
-transactions around each send:
+them, so a crash loses neither. The dispatcher then works one (subscription,
+channel) group at a time, in short transactions around each send:
 
-1. ``claim`` marks due rows ``sending`` with a lease (``next_attempt_at`` moves
-   forward), so a second dispatcher, or this one after a restart, does not
-   pick them up while the send is under way;
+1. ``claim`` leases the group's due rows in **one conditional UPDATE** (status
+   and lease re-checked in its WHERE, owner set to the run's token), so of two
+   dispatchers started at the same instant exactly one gets each row, and rows
+   not yet reached by a run are never leased by it;
 2. the channel is called with no transaction open;
-3. ``mark_sent`` (only after the channel accepted) or ``mark_failed``
-   (backoff, or ``dead`` once retries are used up or the error is permanent).
+3. ``mark_sent`` (only after the channel accepted, and only for rows this run
+   still owns) or ``mark_failed`` (backoff; a rate limit waits without using an
+   attempt; ``dead`` once attempts are used up or the error is permanent).
 
-A crash between 2 and 3 leaves the row ``sending``; when the lease expires it
-is sent again. That is the one window in which a message can be duplicated,
-and it is as narrow as one send: an alert is never lost to save a duplicate.
+A crash between 2 and 3 leaves the group ``sending``; when its lease expires
+it is sent again. That is the one window in which a message can be
+duplicated, and it is as narrow as one send: an alert is never lost to save a
+duplicate. Rows of an inactive subscription are never claimed, and
+``cancel`` marks what it had queued.
 """
 
 from __future__ import annotations
@@ -24,16 +28,26 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement, and_, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from agent.errors import DeliveryError, RateLimited
-from agent.models import Delivery, StoredEvent, Subscription
+from agent.models import Delivery, DeliveryStatus, StoredEvent, Subscription
 
-#: How long a claimed row stays invisible to other dispatch runs.
+#: How long a claimed group stays invisible to other dispatch runs: far longer
+#: than one send, since only the group being sent is ever leased.
 LEASE = timedelta(minutes=5)
+#: At most this many rows of one group are leased (and sent) at a time.
+GROUP_LIMIT = 200
+#: Statuses a row can be claimed from (``sending`` only once its lease expired).
+_CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 #: Retry backoff: 1, 2, 4, ... minutes, capped at six hours.
 BACKOFF_CAP = timedelta(hours=6)
+
+
+#: A dispatch unit: one subscription's alerts on one channel.
+Group = tuple[int, str]
 
 
 @dataclass(frozen=True)
@@ -71,52 +85,116 @@ def enqueue(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
-def claim(session: Session, *, now: datetime, limit: int = 200) -> list[Claimed]:
-    """Take due rows (pending, or sending with an expired lease) and lease them."""
+def due_groups(session: Session, *, now: datetime, limit: int = 10_000) -> list[Group]:
+    """The (subscription, channel) pairs with due rows of active subscriptions, oldest first."""
+    query = (
+        select(Delivery.subscription_id, Delivery.channel)
+        .join(Subscription, col(Subscription.id) == Delivery.subscription_id)
+        .where(_due(now), col(Subscription.active))
+        .group_by(col(Delivery.subscription_id), col(Delivery.channel))
+        .order_by(func.min(Delivery.next_attempt_at))
+        .limit(limit)
+    )
+    return [(sub, channel) for sub, channel in session.exec(query).all()]
+
+
+def claim(
+    session: Session, group: Group, *, now: datetime, owner: str, limit: int = GROUP_LIMIT
+) -> list[Claimed]:
+    """Lease the due rows of one group for ``owner``; return those it got.
+
+    One UPDATE re-checks status and lease in its WHERE, so a row another run
+    claimed a moment ago is not taken again; the caller commits at once.
+    """
+    subscription_id, channel = group
+    due_ids = (
+        select(Delivery.id)
+        .join(Subscription, col(Subscription.id) == Delivery.subscription_id)
+        .where(Delivery.subscription_id == subscription_id, Delivery.channel == channel)
+        .where(_due(now), col(Subscription.active))
+        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+        .limit(limit)
+    )
+    session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(due_ids.scalar_subquery()), _due(now))
+        .values(status=DeliveryStatus.SENDING, lease_owner=owner, next_attempt_at=now + LEASE)
+        .execution_options(synchronize_session=False)
+    )
     query = (
         select(Delivery, Subscription, StoredEvent)
         .join(Subscription, col(Subscription.id) == Delivery.subscription_id)
         .join(StoredEvent, col(StoredEvent.id) == Delivery.event_id)
-        .where(col(Delivery.status).in_(("pending", "sending")))
-        .where(col(Delivery.next_attempt_at) <= now)
-        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
-        .limit(limit)
+        .where(_owned(owner), Delivery.subscription_id == subscription_id)
+        .where(Delivery.channel == channel)
+        .order_by(col(Delivery.id))
     )
-    claimed = [Claimed(d, s, e) for d, s, e in session.exec(query).all()]
-    for item in claimed:
-        item.delivery.status = "sending"
-        item.delivery.next_attempt_at = now + LEASE
-        session.add(item.delivery)
-    return claimed
+    return [Claimed(d, s, e) for d, s, e in session.exec(query).all()]
 
 
-def mark_sent(session: Session, ids: Sequence[int], *, now: datetime, receipt: str | None) -> None:
-    """Record that the channel accepted the message carrying ``ids``."""
-    for delivery in _rows(session, ids):
-        delivery.status = "sent"
-        delivery.sent_at = now
-        delivery.attempts += 1
-        delivery.receipt = receipt
-        delivery.last_error = None
-        session.add(delivery)
+def mark_sent(
+    session: Session, ids: Sequence[int], *, owner: str, now: datetime, receipt: str | None
+) -> int:
+    """Record that the channel accepted the message carrying ``ids``; return rows marked.
+
+    Rows another run owns by now (this run's lease expired) are left alone.
+    """
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(ids)), _owned(owner))
+        .values(
+            status=DeliveryStatus.SENT,
+            sent_at=now,
+            attempts=Delivery.attempts + 1,
+            receipt=receipt,
+            last_error=None,
+            lease_owner=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 def mark_failed(
-    session: Session, ids: Sequence[int], error: DeliveryError, *, now: datetime, max_attempts: int
+    session: Session,
+    ids: Sequence[int],
+    error: DeliveryError,
+    *,
+    owner: str,
+    now: datetime,
+    max_attempts: int,
 ) -> int:
-    """Schedule a retry with backoff, or mark the rows dead; return how many died."""
+    """Schedule a retry with backoff, or mark the rows dead; return how many died.
+
+    A rate limit is not a failure: the rows wait ``retry_after`` and keep their attempts.
+    """
     dead = 0
-    for delivery in _rows(session, ids):
-        delivery.attempts += 1
+    rows = session.exec(select(Delivery).where(col(Delivery.id).in_(list(ids)), _owned(owner)))
+    for delivery in rows.all():
+        delivery.lease_owner = None
         delivery.last_error = str(error)
+        if not isinstance(error, RateLimited):
+            delivery.attempts += 1
         if not error.retryable or delivery.attempts >= max_attempts:
-            delivery.status = "dead"
+            delivery.status = DeliveryStatus.DEAD
             dead += 1
         else:
-            delivery.status = "pending"
+            delivery.status = DeliveryStatus.PENDING
             delivery.next_attempt_at = now + retry_delay(error, delivery.attempts)
         session.add(delivery)
     return dead
+
+
+def cancel(session: Session, subscription_id: int, *, reason: str) -> int:
+    """Mark what an unsubscribed subscription still had queued; return how many rows."""
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.subscription_id) == subscription_id)
+        .where(col(Delivery.status) == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 def retry_delay(error: DeliveryError, attempts: int) -> timedelta:
@@ -130,11 +208,20 @@ def replay(session: Session, ids: Sequence[int], *, now: datetime) -> int:
     """Put dead (or sent) deliveries back in the queue; return how many."""
     rows = _rows(session, ids)
     for delivery in rows:
-        delivery.status = "pending"
+        delivery.status = DeliveryStatus.PENDING
+        delivery.lease_owner = None
         delivery.attempts = 0
         delivery.next_attempt_at = now
         session.add(delivery)
     return len(rows)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(col(Delivery.status).in_(_CLAIMABLE), col(Delivery.next_attempt_at) <= now)
+
+
+def _owned(owner: str) -> ColumnElement[bool]:
+    return and_(col(Delivery.status) == DeliveryStatus.SENDING, col(Delivery.lease_owner) == owner)
 
 
 def _rows(session: Session, ids: Sequence[int]) -> list[Delivery]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,9 +26,14 @@ from feedgen.feed import FeedGenerator
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from agent import i18n
+from agent.errors import RuleError
 from agent.models import Event
+from agent.rules import load_node
+from agent.rules.explain import Scope, scope_of
 from agent.views import ItemView, Reader, shorten, view
 from notifiers.base import Message
+
+logger = logging.getLogger(__name__)
 
 #: The templates shipped with the service, the fallback for every lookup.
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -61,6 +67,9 @@ class Recipient:
     feed_url: str
     unsubscribe_url: str | None
     manage_url: str | None = None
+    #: The subscription's compiled rule (``Subscription.compiled``), so the "why"
+    #: line can leave out what every alert of it meets; None says everything.
+    rule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ class Renderer:
         # Without a clock, date "days left" from when the newest alert was made.
         when = now or max((a.created_at for a in alerts), default=None)
         assert when is not None, "render needs alerts or now"
-        return Reader(language, self._catalogues[language], self.zone, when)
+        return Reader(language, self._catalogues[language], self.zone, when, _scope(recipient))
 
     def _context(self, recipient: Recipient, reader: Reader) -> dict[str, Any]:
         """Return what every template sees but the items."""
@@ -281,6 +290,18 @@ class Renderer:
         entry.published(item.published_at or alert.created_at)
         if item.url:
             entry.link(href=item.url)
+
+
+def _scope(recipient: Recipient) -> Scope:
+    """What the recipient's rule admits; a rule that no longer loads admits everything."""
+    if not recipient.rule:
+        return scope_of(None)
+    try:
+        return scope_of(load_node(recipient.rule))
+    except RuleError as exc:
+        # Only the "why" line is at stake: say more rather than lose the alert.
+        logger.warning("subscription %r: %s", recipient.subscription_name, exc)
+        return scope_of(None)
 
 
 def telegram_plain(body: str) -> str:

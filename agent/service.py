@@ -74,7 +74,7 @@ class Agent:
         database.init(engine)
         async with contextlib.AsyncExitStack() as stack:
             if http is None:
-                http = await stack.enter_async_context(_http_client(config))
+                http = await stack.enter_async_context(http_client(config))
             notifiers: dict[str, Notifier] = {}
             if with_channels:
                 for name, notifier in config.notifiers.enabled().items():
@@ -117,7 +117,7 @@ class Agent:
             notifiers=self.notifiers,
             renderer=self.renderer,
             links=self.links,
-            now=self.clock(),
+            clock=self.clock,
             max_attempts=self.config.agent.max_attempts,
         )
 
@@ -136,7 +136,8 @@ class Agent:
         return checks
 
 
-def _http_client(config: Config) -> httpx.AsyncClient:
+def http_client(config: Config) -> httpx.AsyncClient:
+    """The HTTP client every watcher shares (``sources record`` listens in on it)."""
     return httpx.AsyncClient(
         headers={"User-Agent": config.agent.user_agent},
         timeout=httpx.Timeout(30.0),

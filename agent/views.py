@@ -7,14 +7,14 @@ any admin's override say the same thing.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agent import i18n
-from agent.i18n import Catalogue, isolate
+from agent.i18n import Catalogue
+from agent.rules.explain import Scope, explain
 
 if TYPE_CHECKING:
     from agent.rendering import Alert
@@ -55,17 +55,20 @@ class ItemView:
     deadline: str
     days_left: str
     changes: tuple[ChangeView, ...]
+    #: Why it came: one phrase per clause (``agent.rules.explain``).
     reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Reader:
-    """The reader's language, its strings, the local zone and the reference time."""
+    """The reader's language, its strings, the local zone, the reference time, the rule's scope."""
 
     language: str
     catalogue: Catalogue
     zone: ZoneInfo
     now: datetime
+    #: What the subscription's rule admits, so "why" leaves out what every alert meets.
+    scope: Scope = field(default_factory=Scope)
 
 
 def view(alert: Alert, where: Reader) -> ItemView:
@@ -97,7 +100,7 @@ def view(alert: Alert, where: Reader) -> ItemView:
             )
             for name, change in event.changes.items()
         ),
-        reasons=tuple(_reason(reason, where) for reason in alert.reasons),
+        reasons=explain(alert.reasons, cat, where.language, where.scope),
     )
 
 
@@ -150,22 +153,3 @@ def _parse_instant(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-def _reason(reason: dict[str, Any], where: Reader) -> str:
-    """Say one reason in words: the term and where it was found, or the condition met."""
-    texts = where.catalogue["reason"]
-    clause = str(reason.get("clause", ""))
-    if reason.get("term"):
-        return str(texts["term"]).format(
-            term=isolate(reason["term"]),
-            field=_field_label(str(reason.get("field") or "title"), where.catalogue),
-            matched=isolate(reason.get("matched") or reason["term"]),
-        )
-    shown = reason.get("value") or reason.get("matched")
-    if shown is not None:
-        if reason.get("field") == "amount":
-            with contextlib.suppress(ValueError):
-                shown = i18n.amount(float(shown), None, where.language)
-        return str(texts["value"]).format(clause=isolate(clause), value=isolate(shown))
-    return str(texts["filter"]).format(clause=isolate(clause))

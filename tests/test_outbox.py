@@ -72,48 +72,110 @@ def test_enqueue_twice_keeps_one_row_per_subscription_event_and_channel(engine: 
         assert len(session.exec(select(Delivery)).all()) == 2
 
 
+def claim(session: Session, now: datetime, owner: str = "run-a") -> list[outbox.Claimed]:
+    """Claim every due group for ``owner``, as a dispatch run does one at a time."""
+    claimed = []
+    for group in outbox.due_groups(session, now=now):
+        claimed += outbox.claim(session, group, now=now, owner=owner)
+    return claimed
+
+
 def test_claimed_rows_are_leased_and_not_claimed_again_until_the_lease_ends(
     engine: Engine,
 ) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
         outbox.enqueue(session, [row(sub_id, event_id)])
-        assert len(outbox.claim(session, now=NOW)) == 1
+        assert len(claim(session, NOW)) == 1
         session.commit()
     with Session(engine) as session:
-        assert outbox.claim(session, now=NOW + timedelta(minutes=1)) == []
+        assert claim(session, NOW + timedelta(minutes=1), "run-b") == []
         # A crash mid-send: after the lease the row is due again, never lost.
-        assert len(outbox.claim(session, now=NOW + outbox.LEASE)) == 1
+        assert len(claim(session, NOW + outbox.LEASE, "run-b")) == 1
+
+
+def test_a_run_whose_lease_ended_cannot_mark_a_row_another_run_now_owns(engine: Engine) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id)])
+        [slow] = claim(session, NOW, "slow")
+        [fast] = claim(session, NOW + outbox.LEASE, "fast")
+        ids = [fast.delivery.id or 0]
+        assert outbox.mark_sent(session, ids, owner="slow", now=NOW, receipt="late") == 0
+        error = DeliveryError("late failure")
+        assert outbox.mark_failed(session, ids, error, owner="slow", now=NOW, max_attempts=1) == 0
+        assert outbox.mark_sent(session, ids, owner="fast", now=NOW, receipt="<m@x>") == 1
+        session.commit()
+        delivery = session.get(Delivery, ids[0])
+        assert delivery is not None
+        session.refresh(delivery)
+        assert (delivery.status, delivery.receipt, delivery.attempts) == ("sent", "<m@x>", 1)
+        assert slow.delivery.id == fast.delivery.id
 
 
 def test_failures_back_off_then_die_and_replay_revives_them(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
+    down = DeliveryError("down")
     with Session(engine) as session:
         outbox.enqueue(session, [row(sub_id, event_id)])
-        [claimed] = outbox.claim(session, now=NOW)
+        [claimed] = claim(session, NOW)
         ids = [claimed.delivery.id or 0]
-        assert outbox.mark_failed(session, ids, DeliveryError("down"), now=NOW, max_attempts=2) == 0
+        assert outbox.mark_failed(session, ids, down, owner="run-a", now=NOW, max_attempts=2) == 0
         delivery = session.get(Delivery, ids[0])
         assert delivery is not None
         assert delivery.status == "pending"
         assert delivery.next_attempt_at == NOW + timedelta(minutes=1)
-        assert outbox.mark_failed(session, ids, DeliveryError("down"), now=NOW, max_attempts=2) == 1
+        claim(session, NOW + timedelta(minutes=1), "run-b")
+        assert outbox.mark_failed(session, ids, down, owner="run-b", now=NOW, max_attempts=2) == 1
         assert delivery.status == "dead"
         assert outbox.replay(session, ids, now=NOW) == 1
         assert delivery.status == "pending"
         assert delivery.attempts == 0
 
 
+def test_a_rate_limit_waits_without_using_up_attempts(engine: Engine) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id)])
+        now = NOW
+        for _ in range(20):
+            [claimed] = claim(session, now)
+            ids = [claimed.delivery.id or 0]
+            error = RateLimited("429", retry_after=30)
+            assert (
+                outbox.mark_failed(session, ids, error, owner="run-a", now=now, max_attempts=2) == 0
+            )
+            now += timedelta(seconds=30)
+        assert claimed.delivery.status == "pending"
+        assert claimed.delivery.attempts == 0
+
+
 def test_permanent_errors_die_at_once(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
         outbox.enqueue(session, [row(sub_id, event_id)])
-        [claimed] = outbox.claim(session, now=NOW)
+        [claimed] = claim(session, NOW)
         error = PermanentDeliveryError("bot was blocked by the user")
-        assert (
-            outbox.mark_failed(session, [claimed.delivery.id or 0], error, now=NOW, max_attempts=8)
-            == 1
-        )
+        ids = [claimed.delivery.id or 0]
+        assert outbox.mark_failed(session, ids, error, owner="run-a", now=NOW, max_attempts=8) == 1
+
+
+def test_an_inactive_subscription_is_never_claimed_and_cancel_marks_its_queue(
+    engine: Engine,
+) -> None:
+    sub_id, event_id = seed(engine)
+    with Session(engine) as session:
+        outbox.enqueue(session, [row(sub_id, event_id), row(sub_id, event_id, "rss")])
+        sub = session.get(Subscription, sub_id)
+        assert sub is not None
+        sub.active = False
+        session.add(sub)
+        session.commit()
+        assert claim(session, NOW + timedelta(days=7)) == []
+        assert outbox.cancel(session, sub_id, reason="unsubscribed") == 2
+        session.commit()
+        statuses = {d.status for d in session.exec(select(Delivery)).all()}
+    assert statuses == {"cancelled"}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from jinja2 import UndefinedError
 from agent import i18n
 from agent.models import Change, EventType, Kind
 from agent.rendering import BUILTIN_TEMPLATES, TELEGRAM_MAX_LENGTH, Renderer, telegram_plain
+from agent.rules import dump_node, parse_query
 from tests.conftest import NOW
 from tests.fakes.telegram import visible_text
 from tests.samples import (
@@ -148,12 +150,77 @@ def test_an_update_shows_each_changed_field_before_and_after(renderer: Renderer)
     assert "סטטוס: ⁨פתוח⁩ ← ⁨הוארך⁩" in text
 
 
-def test_the_reasons_say_which_term_matched_in_which_field(renderer: Renderer) -> None:
-    [he] = renderer.render("email", recipient("he"), [alert()], now=NOW)
-    [en] = renderer.render("email", recipient("en"), [alert()], now=NOW)
-    assert "למה קיבלת את זה: ⁨מחשוב⁩ נמצא בכותרת: ⁨ומחשוב⁩" in he.message.text
-    assert "⁨kind:tender⁩ (⁨tender⁩)" in he.message.text
-    assert "Why you got this: ⁨מחשוב⁩ found in title: ⁨ומחשוב⁩" in en.message.text
+@pytest.mark.parametrize(
+    ("lang", "why"),
+    [
+        pytest.param(
+            "he",
+            f"למה קיבלת את זה: המילה {FSI}מחשוב{PDI} בכותרת (בצורה {FSI}ומחשוב{PDI}); "
+            f"סוג: {FSI}מכרז{PDI}\n",
+            id="hebrew",
+        ),
+        pytest.param(
+            "ar",
+            f"لماذا وصلك هذا: الكلمة {FSI}מחשוב{PDI} في العنوان (بصيغة {FSI}ומחשוב{PDI})؛ "
+            f"النوع: {FSI}مناقصة{PDI}\n",
+            id="arabic",
+        ),
+        pytest.param(
+            "en",
+            f"Why you got this: the word {FSI}מחשוב{PDI} in the title (as {FSI}ומחשוב{PDI}); "
+            f"kind: {FSI}Tender{PDI}\n",
+            id="english",
+        ),
+    ],
+)
+def test_the_why_line_is_a_sentence_in_the_readers_language(
+    renderer: Renderer, lang: str, why: str
+) -> None:
+    [mail] = renderer.render("email", recipient(lang), [alert()], now=NOW)
+    [tg] = renderer.render("telegram", recipient(lang), [alert()], now=NOW)
+    [rss] = renderer.render("rss", recipient(lang), [alert()], now=NOW)
+    assert why in mail.message.text
+    sentence = why.split(": ", 1)[1].rstrip()
+    assert sentence in (mail.message.html or "")
+    assert why.rstrip() in visible_text(tg.message.html or "")
+    assert sentence in (rss.message.html or "")
+    assert "kind:tender" not in mail.message.text, "rule syntax is for `deliveries why`"
+
+
+def test_the_why_line_leaves_out_what_every_alert_of_the_subscription_meets(
+    renderer: Renderer,
+) -> None:
+    tenders_only = replace(recipient("en"), rule=dump_node(parse_query("מחשוב kind:tender")))
+    [out] = renderer.render("email", tenders_only, [alert()], now=NOW)
+    line = f"Why you got this: the word {FSI}מחשוב{PDI} in the title (as {FSI}ומחשוב{PDI})\n"
+    assert line in out.message.text
+
+
+def test_a_stored_rule_that_no_longer_loads_only_makes_the_why_line_say_more(
+    renderer: Renderer,
+) -> None:
+    broken = replace(recipient("en"), rule={"no_such_node": []})
+    [out] = renderer.render("email", broken, [alert()], now=NOW)
+    assert f"; kind: {FSI}Tender{PDI}\n" in out.message.text
+
+
+def test_hostile_values_in_the_why_line_are_escaped_in_every_html_template(
+    renderer: Renderer,
+) -> None:
+    reasons = [
+        {"clause": "tag:<b>", "field": "tag", "matched": "<b>"},
+        {"clause": 'publisher:"<script>"', "field": "publisher", "matched": "<script>x</script>"},
+    ]
+    alerts = [alert(reasons=reasons)]
+    [mail] = renderer.render("email", recipient("en"), alerts, now=NOW)
+    [tg] = renderer.render("telegram", recipient("en"), alerts, now=NOW)
+    [rss] = renderer.render("rss", recipient("en"), alerts, now=NOW)
+    for html in (mail.message.html or "", tg.message.html or "", rss.message.html or ""):
+        assert f"tag: {FSI}&lt;b&gt;{PDI}" in html
+        assert f"publisher: {FSI}&lt;script&gt;x&lt;/script&gt;{PDI}" in html
+        assert "<script>" not in html
+    assert f"tag: {FSI}<b>{PDI}" in mail.message.text
+    assert f"tag: {FSI}<b>{PDI}" in visible_text(tg.message.html or "")
 
 
 def test_an_alert_without_reasons_has_no_why_line(renderer: Renderer) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from agent.models import Event, Kind
-from agent.rules.analysis import name_key
+from agent.rules.analysis import code_key, name_key
 from agent.rules.describe import label
 from agent.rules.document import Doc
 from agent.rules.tree import And, Change, Compare, FieldIn, Leaf, Node, Not, Or, Phrase, Term
@@ -173,7 +173,10 @@ def _field_value(clause: FieldIn, ctx: Context) -> str | None:
     if name == "tag":
         return next((tag for tag in item.tags if name_key(tag) in wanted), None)
     if name == "code":
-        return next((c for c in ctx.doc.codes if any(c.startswith(k) for k in wanted)), None)
+        # The item's code as published (20.40.01), not its key (00204001): readers see it.
+        return next(
+            (c for c in item.budget_codes if any(code_key(c).startswith(k) for k in wanted)), None
+        )
     raise AssertionError(f"unknown field {name!r}")
 
 
