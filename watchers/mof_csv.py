@@ -1,62 +1,98 @@
-"""Read the Ministry of Finance CSV files: budget-change lines and programme budgets.
+"""Read the Ministry of Finance's budget-change CSV files into change lines.
 
-The MoF writes Hebrew CSV in windows-1255 (some copies are UTF-8), with one to
-four header rows, amounts in thousands of shekels (``"6,830"``) and dates with
-Hebrew month names (``27-ינו-14``, or ``0`` when missing). Every amount returned
-here is in shekels; every budget code follows the project convention: ``"00"``
-followed by the section, domain and programme digit pairs (``15201`` →
-``"00015201"``).
+The weekly files are windows-1255 CSV with the column names on row 4, amounts
+in thousands of shekels (``"6,830"``), and column names that vary between years
+(Budget Key's ``original/pipeline-spec.yaml`` maps every spelling). Bodies may be
+gzipped and cells may carry Excel's ``="..."`` escape (Budget Key's
+``resource_without_excel_formulas_lib.py``). Every amount returned here is in
+shekels; every budget code is zero-padded to 8 digits (``15201`` → ``"00015201"``),
+as Budget Key's ``original/fix_values.py`` pads them. A malformed data row is
+skipped and counted, never the end of the file.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import logging
 import re
+import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date
 
 from agent.errors import SourceError
-from watchers.parsing import parse_amount, parse_date
+from watchers.mof_fields import KEY_COLUMNS, Column, find_columns, parse_day
+from watchers.parsing import parse_amount
+
+logger = logging.getLogger(__name__)
 
 #: MoF amounts are thousands of shekels.
 THOUSANDS = 1000.0
-#: The columns that identify a change line; the header row is the one holding them.
-_KEY_COLUMNS = ("שנה", "סעיף מוביל", "מספר בקשה")
-#: Approval date in ``approv`` files, sending date in ``vaada`` files.
-_DATE_COLUMNS = ("תאריך אישור", "תאריך משלוח לוועדה", "תאריך משלוח לועדה")
+#: The general reserve (הרזרבה הכללית): its programmes balance other sections' requests.
+RESERVE_SECTION = 47
+#: Gzip's magic bytes: the body is compressed whatever the headers say.
+_GZIP_MAGIC = b"\x1f\x8b"
+#: More gzip layers than this is no CSV file.
+_MAX_GZIP_LAYERS = 3
+#: The amount columns, in Budget Key's ``value_fields`` order, and their unit in shekels.
+AMOUNTS = (
+    (Column.NET, THOUSANDS),
+    (Column.GROSS, THOUSANDS),
+    (Column.ALLOCATED, THOUSANDS),
+    (Column.COMMITMENT, THOUSANDS),
+    (Column.PERSONNEL, 1.0),  # positions, not money: Budget Key leaves it unscaled
+)
 
 
 @dataclass(frozen=True)
 class Line:
     """One change line: one programme's share of one budget-change request."""
 
-    transaction_id: str
+    request_id: str
     year: int
     leading_item: int
     title: str
     change_names: tuple[str, ...]
     budget_code: str | None
     programme: str
-    net: float
-    date: datetime | None
+    #: The amount columns in ``AMOUNTS`` order: shekels, and personnel positions.
+    diffs: tuple[float, ...]
+    day: date | None
+    url: str
+    pending: bool
     row: dict[str, str]
+
+    @property
+    def net(self) -> float:
+        """Return the net expense change in shekels."""
+        return self.diffs[0]
+
+    @property
+    def is_reserve(self) -> bool:
+        """Tell whether this is another section's line on the general reserve."""
+        code = self.budget_code or ""
+        return code.startswith(f"00{RESERVE_SECTION}") and self.leading_item != RESERVE_SECTION
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Programme net budgets (shekels) by ``(year, code)``, and section names by code."""
+class Sheet:
+    """What one file held: its change lines, and the data rows that were skipped."""
 
-    net: dict[tuple[int | None, str], float] = field(default_factory=dict)
-    sections: dict[str, str] = field(default_factory=dict)
+    lines: list[Line]
+    skipped: list[int] = field(default_factory=list)
 
-    def base(self, year: int, codes: list[str]) -> float | None:
-        """Return the summed net budget of ``codes`` in ``year``, or None if none is known."""
-        known = [
-            self.net.get((year, code), self.net.get((None, code))) for code in dict.fromkeys(codes)
-        ]
-        values = [value for value in known if value is not None]
-        return sum(values) if values else None
+
+def unpack(body: bytes, url: str) -> bytes:
+    """Gunzip by magic bytes and drop Excel's ``="`` cell escapes, as Budget Key does."""
+    for _ in range(_MAX_GZIP_LAYERS):
+        if not body.startswith(_GZIP_MAGIC):
+            break
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SourceError(f"{url}: broken gzip body: {exc}") from exc
+    return body.replace(b'\n="', b'\n"').replace(b',="', b',"')
 
 
 def decode(body: bytes, encoding: str, url: str) -> str:
@@ -72,95 +108,97 @@ def decode(body: bytes, encoding: str, url: str) -> str:
         raise SourceError(f"{url}: not {encoding}: {exc}") from exc
 
 
-def read_lines(text: str, url: str) -> list[Line]:
-    """Parse a budget-changes CSV into lines, skipping blank and total rows."""
-    rows = list(csv.reader(io.StringIO(text)))
-    start = next((i for i, row in enumerate(rows) if _is_header(row)), None)
-    if start is None:
-        raise SourceError(f"{url}: no budget-changes header ({', '.join(_KEY_COLUMNS)})")
-    header = [_name(cell) for cell in rows[start]]
-    lines = []
-    for cells in rows[start + 1 :]:
-        row = {name: cell.strip() for name, cell in zip(header, cells, strict=False) if name}
-        if (line := _line(row)) is not None:
-            lines.append(line)
-    return lines
-
-
-def read_budget(text: str) -> Budget:
-    """Parse a MoF budget-items CSV (one year row above the column names, or none)."""
-    rows = list(csv.reader(io.StringIO(text)))
-    start = next((i for i, row in enumerate(rows) if "קוד תוכנית" in map(_name, row)), None)
-    if start is None:
-        return Budget()
-    header = [_name(cell) for cell in rows[start]]
-    years = _years(rows[start - 1] if start else [], len(header))
-    net_columns = [(i, years[i]) for i, name in enumerate(header) if name == "הוצאה נטו"]
-    budget = Budget()
-    for cells in rows[start + 1 :]:
-        row = dict(zip(header, cells, strict=False))
-        if section := _digits(row.get("קוד סעיף", "")):
-            budget.sections.setdefault(section.zfill(2), row.get("שם סעיף", "").strip(" -"))
-        code = convention_code(row.get("קוד תוכנית", ""))
-        for column, year in net_columns:
-            value = parse_amount(cells[column], scale=THOUSANDS) if column < len(cells) else None
-            if code and value is not None:
-                budget.net[(year, code)] = value
-    return budget
+def read_lines(text: str, url: str, *, pending: bool) -> Sheet:
+    """Parse a budget-changes CSV into lines; log and count the rows that make no line."""
+    rows = _rows(text)
+    found = next(((n, c) for n, row in rows if (c := find_columns(row)) is not None), None)
+    if found is None:
+        raise SourceError(f"{url}: no budget-changes header (year, leading item, request)")
+    header_number, columns = found
+    header = dict(rows)[header_number]
+    lines: list[Line] = []
+    skipped: list[int] = []
+    undated = 0
+    for number, cells in rows:
+        if number <= header_number or not any(cell.strip() for cell in cells):
+            continue
+        line = _line(cells, columns, header, url, pending)
+        if line is None:
+            skipped.append(number)
+            continue
+        lines.append(line)
+        undated += line.day is None and _cell(cells, columns, Column.DATE) not in (None, "", "0")
+    if skipped and not lines:
+        raise SourceError(f"{url}: none of the {len(skipped)} data rows is a change line")
+    if skipped:
+        logger.warning("%s: skipped %d malformed rows (lines %s)", url, len(skipped), skipped[:10])
+    if undated:
+        logger.warning("%s: %d rows have a date in no known form; kept undated", url, undated)
+    return Sheet(lines, skipped)
 
 
 def convention_code(text: str) -> str | None:
-    """Turn ``15201`` or ``00-01-01`` into the project's ``"00"`` + digit-pairs code."""
-    digits = _digits(text)
-    return "00" + digits.zfill(6) if digits and int(digits) else None
+    """Turn ``15201``, ``="00015201"`` or ``01-52-01`` into an 8-digit code, as Budget Key pads."""
+    digits = re.sub(r"\D", "", text)
+    return digits.zfill(8) if digits and int(digits) and len(digits) <= 8 else None
 
 
-def _line(row: dict[str, str]) -> Line | None:
-    year, leading, request = (_int(row.get(column, "")) for column in _KEY_COLUMNS)
-    if year is None or leading is None or request is None:
+def _rows(text: str) -> list[tuple[int, list[str]]]:
+    # Numbered by physical line (for the log); a row csv cannot read is skipped, not fatal.
+    reader = csv.reader(io.StringIO(text))
+    rows: list[tuple[int, list[str]]] = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            logger.warning("unreadable CSV row %d skipped: %s", reader.line_num, exc)
+            continue
+        rows.append((reader.line_num, cells))
+
+
+def _line(
+    cells: list[str], columns: dict[Column, int], header: list[str], url: str, pending: bool
+) -> Line | None:
+    year, leading, request = (_int(_cell(cells, columns, c)) for c in KEY_COLUMNS)
+    net = _cell(cells, columns, Column.NET)
+    diffs = [_amount(_cell(cells, columns, column), scale) for column, scale in AMOUNTS]
+    if year is None or leading is None or request is None or net is None:
         return None
-    date_text = next((row[c] for c in _DATE_COLUMNS if row.get(c)), None)
+    amounts = [value for value in diffs if value is not None]
+    if len(amounts) < len(diffs):
+        return None
+    texts = {column: _cell(cells, columns, column) or "" for column in Column}
     return Line(
-        transaction_id=f"{year}/{leading:02d}-{request:03d}",
+        request_id=f"{year}/{leading:02d}-{request:03d}",  # BK extract-change-groups.py
         year=year,
         leading_item=leading,
-        title=row.get("תיאור בקשה", ""),
-        change_names=tuple(n for n in (row.get("שם סוג בקשה"), row.get("שם שינוי")) if n),
-        budget_code=convention_code(row.get("קוד תוכנית", "")),
-        programme=row.get("שם תוכנית", ""),
-        net=parse_amount(row.get("הוצאות נטו"), scale=THOUSANDS) or 0.0,
-        date=parse_date(date_text),
-        row=row,
+        title=texts[Column.TITLE],
+        change_names=tuple(n for n in (texts[Column.TYPE_NAME], texts[Column.CHANGE_NAME]) if n),
+        budget_code=convention_code(texts[Column.CODE]),
+        programme=texts[Column.PROGRAMME],
+        diffs=tuple(amounts),
+        day=parse_day(texts[Column.DATE]),
+        url=url,
+        pending=pending,
+        row={n.strip(): v.strip() for n, v in zip(header, cells, strict=False) if n.strip()},
     )
 
 
-def _is_header(row: list[str]) -> bool:
-    names = {_name(cell) for cell in row}
-    return all(column in names for column in _KEY_COLUMNS)
+def _cell(cells: list[str], columns: dict[Column, int], column: Column) -> str | None:
+    index = columns.get(column)
+    return cells[index].strip() if index is not None and index < len(cells) else None
 
 
-def _years(row: list[str], width: int) -> list[int | None]:
-    # A year labels its column group: it sits above the group's first column only.
-    years: list[int | None] = []
-    current: int | None = None
-    for index in range(width):
-        cell = row[index].strip() if index < len(row) else ""
-        if re.fullmatch(r"(19|20)\d\d", cell):
-            current = int(cell)
-        years.append(current)
-    return years
-
-
-def _name(cell: str) -> str:
-    return re.sub(r"\s+", " ", cell.replace("\ufeff", "")).strip()
-
-
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def _int(text: str) -> int | None:
-    try:
-        return int(float(text.replace(",", "")))
-    except ValueError:
+def _int(text: str | None) -> int | None:
+    if not text or not re.fullmatch(r"\d+(\.0*)?", text.replace(",", "")):
         return None
+    return int(float(text.replace(",", "")))
+
+
+def _amount(text: str | None, scale: float) -> float | None:
+    # An empty or missing amount cell is no change; text that is no number is a malformed row.
+    if not text:
+        return 0.0
+    return parse_amount(text, scale=scale) if re.fullmatch(r"-?[\d,]*\.?\d+", text) else None
