@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from agent import outbox
 from agent.dispatch import alert_for, recipient_for
 from agent.health import ServiceStatus
 from agent.health import check as check_health
@@ -70,6 +71,7 @@ def create_app(
                 sub.active = False
                 sub.updated_at = clock()
                 session.add(sub)
+                outbox.cancel(session, sid or 0, reason="unsubscribed")
                 session.commit()
         texts = renderer.strings(language)
         if request.method == "POST":
