@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +13,16 @@ from pydantic import ValidationError
 from agent.errors import SourceError
 from agent.models import Item, Kind
 from tests.conftest import serve
-from tests.fakes.ckan import MODIFIED, build_app, real_records
+from tests.fakes.ckan import EXEMPTIONS_RESOURCE, MODIFIED, build_app, real_records, registers
 from tests.fakes.jsonapi import FAILURES
-from tests.fakes.mrgov import exemptions, office_tenders
+from tests.fakes.mrgov import (
+    EXEMPTION_COLUMNS_2026,
+    TENDER_COLUMNS_2026,
+    exemptions,
+    exemptions_2026,
+    office_tenders,
+    tenders_2026,
+)
 from watchers.base import Batch
 from watchers.ckan import CkanWatcher
 
@@ -49,6 +57,100 @@ async def test_the_register_gives_every_tender_and_exemption_with_the_dataset_cu
     assert kinds.count(Kind.EXEMPTION) == 10
 
 
+@pytest.mark.parametrize(
+    ("dataset", "kind", "columns"),
+    [
+        pytest.param("tenders", Kind.TENDER, TENDER_COLUMNS_2026, id="tenders"),
+        pytest.param("exemptions", Kind.EXEMPTION, EXEMPTION_COLUMNS_2026, id="exemptions"),
+    ],
+)
+async def test_each_2026_register_is_its_own_dataset(
+    http: httpx.AsyncClient, dataset: str, kind: Kind, columns: tuple[str, ...]
+) -> None:
+    app = build_app(tables=registers())
+    with serve(app) as url:
+        batch = await poll(http, url, dataset=dataset)
+    resource_id, rows = registers()[dataset]
+    assert len(batch.items) == len(rows) == {"tenders": 11, "exemptions": 10}[dataset]
+    assert {item.kind for item in batch.items} == {kind}
+    assert {tuple(item.raw) for item in batch.items} == {("_id", *columns)}
+    assert {call["resource_id"] for call in app.state.calls} == {resource_id}
+
+
+async def test_a_2026_exemption_has_an_ils_amount_and_its_supplier(
+    http: httpx.AsyncClient,
+) -> None:
+    with serve(build_app(tables=registers())) as url:
+        items = by_key(await poll(http, url, dataset="exemptions"))
+    item = items["exemptions/600009/none"]
+    assert (item.raw["היקף כספי"], item.raw["מטבע"]) == ("15191", "ILS")
+    assert (item.amount, item.currency) == (15191.0, "ILS")
+    assert item.description.splitlines() == [
+        "תקנה: התקשרות המשך באישור ועדת מכרזים משרדית",
+        'שם ספק: קומדע בע"מ',
+        "מהות החלטה: נרשם",
+    ]
+    assert items["exemptions/600083/none"].amount == 38_536_522.0
+
+
+async def test_a_plain_amount_keeps_its_agorot(http: httpx.AsyncClient) -> None:
+    row = {**exemptions_2026()[0], "היקף כספי": "222177.66"}
+    with serve(build_app([row])) as url:
+        (item,) = (await poll(http, url)).items
+    assert (item.amount, item.currency) == (222177.66, "ILS")
+
+
+async def test_a_2026_tender_has_no_amount_and_shows_its_basket(http: httpx.AsyncClient) -> None:
+    rows = tenders_2026()
+    rows[0] = {**rows[0], "שם הסל": "ריהוט משרדי", "שם ספק זוכה": 'רהיטי כתר בע"מ'}
+    with serve(build_app(rows)) as url:
+        batch = await poll(http, url)
+    assert [(item.amount, item.currency) for item in batch.items] == [(None, None)] * 11
+    first = by_key(batch)[f"office/{rows[0]['מספר פרסום']}/{rows[0]['מספר הליך']}"]
+    assert first.description == 'שם ספק זוכה: רהיטי כתר בע"מ\nשם הסל: ריהוט משרדי'
+
+
+async def test_the_older_columns_give_the_same_items_as_the_2026_ones(
+    http: httpx.AsyncClient,
+) -> None:
+    older_rows = [*office_tenders(), *exemptions()]
+    assert "היקף כספי" in older_rows[0]
+    assert "היקף כספי" not in real_records()[0]
+    with serve(build_app(older_rows)) as url:
+        older = await poll(http, url)
+    with serve(build_app()) as url:
+        current = await poll(http, url)
+    assert len(older.items) == len(current.items) == 21
+    assert [i.model_dump(exclude={"raw"}) for i in older.items] == [
+        i.model_dump(exclude={"raw"}) for i in current.items
+    ]
+    exemption = by_key(older)["exemptions/600009/none"]
+    assert (exemption.raw["מטבע"], exemption.raw["היקף כספי"]) == ('ש"ח', "15,191")
+    assert (exemption.amount, exemption.currency) == (15191.0, "ILS")
+
+
+async def test_a_row_of_another_shape_is_skipped_and_logged(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = exemptions_2026()[:2]
+    bad: list[Any] = [
+        "a row as text",
+        ["a", "row", "as", "a", "list"],
+        {**good[0], "מספר פרסום": "700001", "שם הליך": {"he": "שם"}},
+        {**good[0], "מספר פרסום": "700002", "נושאים": ["תוכנות", "שרתים"]},
+        {**good[0], "מספר פרסום": ""},
+    ]
+    with serve(build_app([good[0], *bad, good[1]])) as url, caplog.at_level(logging.WARNING):
+        batch = await poll(http, url)
+    assert [item.raw["מספר פרסום"] for item in batch.items] == ["600009", "600107"]
+    assert batch.complete
+    skipped = [r.getMessage() for r in caplog.records if "a row is skipped" in r.message]
+    assert len(skipped) == len(bad)
+    assert "(a str, not an object)" in skipped[0]
+    assert "(a dict where a value belongs)" in skipped[2]
+    assert "(no מספר פרסום)" in skipped[4]
+
+
 async def test_a_tender_keeps_its_slashed_number_and_its_israeli_deadline_hour(
     http: httpx.AsyncClient,
 ) -> None:
@@ -63,6 +165,8 @@ async def test_a_tender_keeps_its_slashed_number_and_its_israeli_deadline_hour(
     assert item.url == "https://mr.gov.il/ilgstorefront/he/p/596915"
     assert item.tags[:2] == ("שירותי יעוץ משפטי", "שירותי כוח אדם")
     assert item.raw["מספר הליך"] == "04/2017"
+    # One table holding both registers: a column of the other register is null.
+    assert (item.raw["שם ספק"], item.raw["שם הסל"]) == (None, "")
 
 
 async def test_a_date_without_an_hour_is_midnight_in_jerusalem(http: httpx.AsyncClient) -> None:
@@ -87,7 +191,7 @@ async def test_an_exemption_has_amount_supplier_and_no_tender_number(
     item = items["exemptions/600009/none"]
     assert item.kind is Kind.EXEMPTION
     assert (item.amount, item.currency) == (15191.0, "ILS")
-    assert 'שם ספק: קומדע בע"מ' in item.description
+    assert 'שם ספק: קומדע בע"מ' in item.description.splitlines()
     assert item.status == "נרשם"
     assert item.tags == ("תוכנות", "שרתים")
     assert item.deadline is None
@@ -104,7 +208,7 @@ async def test_a_zero_amount_means_unknown(http: httpx.AsyncClient) -> None:
 async def test_either_supplier_column_spelling_is_read(http: httpx.AsyncClient) -> None:
     with serve(build_app(exemptions(supplier_column="שם ספק זוכה"))) as url:
         item = by_key(await poll(http, url))["exemptions/600009/none"]
-    assert 'שם ספק זוכה: קומדע בע"מ' in item.description
+    assert 'שם ספק זוכה: קומדע בע"מ' in item.description.splitlines()
 
 
 async def test_paging_follows_offsets_not_the_next_link(http: httpx.AsyncClient) -> None:
@@ -147,10 +251,11 @@ async def test_a_row_repeated_across_pages_is_one_item(http: httpx.AsyncClient) 
 
 
 async def test_a_row_without_its_publication_number_is_skipped(http: httpx.AsyncClient) -> None:
-    broken = {**office_tenders()[0], "מספר פרסום": ""}
-    with serve(build_app([broken, *exemptions()])) as url:
+    broken = {**tenders_2026()[0], "מספר פרסום": ""}
+    with serve(build_app([broken, *exemptions_2026()])) as url:
         batch = await poll(http, url)
     assert len(batch.items) == 10
+    assert {item.kind for item in batch.items} == {Kind.EXEMPTION}
 
 
 @pytest.mark.parametrize(
@@ -200,11 +305,9 @@ async def test_a_real_package_without_an_active_datastore_raises(
 
 
 async def test_a_configured_resource_needs_no_package(http: httpx.AsyncClient) -> None:
-    with serve(build_app(dataset="unused")) as url:
-        batch = await poll(
-            http, url, dataset=None, resource_id="7038b3e6-a74d-442e-b16b-466c8196124a"
-        )
-    assert len(batch.items) == 21
+    with serve(build_app(tables=registers())) as url:
+        batch = await poll(http, url, dataset=None, resource_id=EXEMPTIONS_RESOURCE)
+    assert len(batch.items) == 10
     assert batch.cursor is None
 
 

@@ -11,7 +11,16 @@ the batch is ``complete`` only then, not when ``max_pages`` cut it short.
 item's key is made of columns: on data.gov.il ``{tender_type}/{מספר פרסום}/{מספר הליך}``,
 the tail of Budget Key's ``doc_id`` (``office/596915/04/2017``), with ``none``
 for an empty tender number. Values are text: dates are ``DD.MM.YYYY`` in
-Asia/Jerusalem, amounts carry separators, and ``0`` means "unknown".
+Asia/Jerusalem, amounts are plain (``222177.66``) or carry separators, and ``0``
+means "unknown". A row of another shape (not an object, a list or object where a
+value belongs, an impossible date) is logged and skipped, not the whole poll.
+
+Both column sets of data.gov.il's registers are read (upstream.md "data.gov.il
+CKAN registers"): the older one Budget Key maps (``naama_scraper.py``), and the
+2026 exports: the tenders register has 17 columns (no decision, regulation,
+approver, amount or currency; a basket name ``שם הסל`` and ``שם ספק זוכה``), the
+exemptions register 22 (``שם ספק``, ``לינק לטקסטים``, ``מטבע`` = ``ILS``). A column
+a register lacks is empty or absent, never an error.
 """
 
 from __future__ import annotations
@@ -68,7 +77,9 @@ class CkanColumns(BaseModel):
     tags: tuple[str, ...] = ("נושאים",)
     status: tuple[str, ...] = ("סטטוס", "מהות החלטה")
     #: Shown as ``column: value`` lines; both supplier spellings, as the registers differ.
-    description: tuple[str, ...] = ("תקנה", "שם ספק זוכה", "שם ספק", "מהות החלטה", "גורם מאשר")
+    description: tuple[str, ...] = (
+        "תקנה", "שם ספק זוכה", "שם ספק", "שם הסל", "מהות החלטה", "גורם מאשר", "לינק לטקסטים",
+    )  # fmt: skip
 
 
 class CkanWatcher(SourceSettings):
@@ -112,19 +123,27 @@ class CkanWatcher(SourceSettings):
         rows, complete = await self._read_rows(http, resource_id)
         items: dict[str, Item] = {}
         for row in rows:
-            if not _first(row, self.columns.publication_id or self.columns.key):
-                # A row without its identity cannot be told from the next: skip it, loudly.
-                logger.warning("%s: a row has no %s: %s", self._api, self.columns.key, row)
-                continue
-            item = self._item(row)
-            # Offset paging over a changing table can repeat a row: keep one per key.
-            items.setdefault(item.key, item)
+            if (item := self._row_item(row)) is not None:
+                # Offset paging over a changing table can repeat a row: keep one per key.
+                items.setdefault(item.key, item)
         return Batch(items=list(items.values()), cursor=modified, complete=complete)
 
-    async def _read_rows(
-        self, http: httpx.AsyncClient, resource_id: str
-    ) -> tuple[list[dict[str, Any]], bool]:
-        rows: list[dict[str, Any]] = []
+    def _row_item(self, row: Any) -> Item | None:
+        """Map one row; a row of another shape is logged and skipped, not the whole poll."""
+        try:
+            if not isinstance(row, dict):
+                raise ValueError(f"a {type(row).__name__}, not an object")
+            identity = self.columns.publication_id or self.columns.key
+            if not _first(row, identity):
+                # A row without its identity cannot be told from the next.
+                raise ValueError(f"no {' or '.join(identity)}")
+            return self._item(row)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            logger.warning("%s: a row is skipped (%s): %.300r", self._api, exc, row)
+            return None
+
+    async def _read_rows(self, http: httpx.AsyncClient, resource_id: str) -> tuple[list[Any], bool]:
+        rows: list[Any] = []
         offset = 0
         for _ in range(self.max_pages):
             params = {"resource_id": resource_id, "limit": self.page_size, "offset": offset}
@@ -133,7 +152,7 @@ class CkanWatcher(SourceSettings):
             if not isinstance(records, list):
                 raise SourceError(f"{self._api}/datastore_search: no records list")
             offset += len(records)
-            rows.extend(record for record in records if isinstance(record, dict))
+            rows.extend(records)
             total = result.get("total")
             if not records or (isinstance(total, int) and offset >= total):
                 return rows, True
@@ -202,6 +221,9 @@ def _tender_type(text: str) -> str:
 
 
 def _text(value: Any) -> str:
+    """A cell as text; a list or an object where a value belongs is a bad row."""
+    if isinstance(value, list | dict):
+        raise ValueError(f"a {type(value).__name__} where a value belongs")
     return "" if value is None else clean_text(str(value))
 
 

@@ -10,6 +10,12 @@ Records use the Hebrew column names of data.gov.il (sources.md §3) and its
 ``DD.MM.YYYY`` date text. What the grids lack is left empty, except ``שם הליך``
 of an exemption: the grid has no title, so it is composed from the regulation
 and the supplier (the way the register's notices read).
+
+``office_tenders()`` and ``exemptions()`` give the columns Budget Key maps
+(``naama_scraper.py``) with the 2017 texts (``ש"ח``, ``15,191``);
+``tenders_2026()`` and ``exemptions_2026()`` give the same rows in the columns of
+the 2026 mr.gov.il exports (upstream.md "data.gov.il CKAN registers"), with
+``ILS`` and plain amounts (``15191``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,18 @@ COLUMNS = (
     "שעה אחרונה להגשת השגות", "תאריך תחילת תקופת התקשרות", "תאריך סיום תקופת התקשרות",
     "סטטוס", "מהות החלטה", "גורם מאשר", "תקנה", "היקף כספי", "מטבע", "מספר חפ ספק",
 )  # fmt: skip
+
+
+#: The 2026 tenders register: 17 columns; no decision, regulation, approver, amount,
+#: currency or text link, but a basket name and a winning supplier (upstream.md).
+TENDER_COLUMNS_2026 = (
+    "מספר פרסום", "סוג הליך", "מספר הליך", "שם הליך", "נושאים", "שם המשרד",
+    "שם יחידה מפרסמת", "תאריך פרסום", "תאריך עדכון", "תאריך אחרון להגשת השגות",
+    "שעה אחרונה להגשת השגות", "תאריך תחילת תקופת התקשרות", "תאריך סיום תקופת התקשרות",
+    "סטטוס", "מספר חפ ספק", "שם ספק זוכה", "שם הסל",
+)  # fmt: skip
+#: The 2026 exemptions register: 22 columns, with ``שם ספק`` and ``לינק לטקסטים``.
+EXEMPTION_COLUMNS_2026 = (*COLUMNS, "שם ספק", "לינק לטקסטים")
 
 
 class _GridParser(HTMLParser):
@@ -158,3 +176,26 @@ def exemptions(supplier_column: str = "שם ספק") -> list[dict[str, str]]:
             )
         )
     return records
+
+
+def as_2026(record: dict[str, str], columns: tuple[str, ...]) -> dict[str, str]:
+    """Return ``record`` in a 2026 export's ``columns``: ``ILS``, plain amounts.
+
+    The value of ``לינק לטקסטים`` is not documented, so it is left empty.
+    """
+    values = dict(record)
+    if values.get("היקף כספי"):
+        values["היקף כספי"] = values["היקף כספי"].replace(",", "")
+    if values.get("מטבע"):
+        values["מטבע"] = "ILS"
+    return {column: values.get(column, "") for column in columns}
+
+
+def tenders_2026() -> list[dict[str, str]]:
+    """Return the 11 office tenders as rows of the 2026 tenders register (17 columns)."""
+    return [as_2026(record, TENDER_COLUMNS_2026) for record in office_tenders()]
+
+
+def exemptions_2026() -> list[dict[str, str]]:
+    """Return the 10 exemption notices as rows of the 2026 exemptions register (22 columns)."""
+    return [as_2026(record, EXEMPTION_COLUMNS_2026) for record in exemptions()]
