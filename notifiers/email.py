@@ -12,6 +12,7 @@ import logging
 import re
 from email import policy
 from email.generator import BytesGenerator
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from io import BytesIO
@@ -73,7 +74,7 @@ class EmailNotifier(BaseModel):
         email = EmailMessage()
         email["From"] = self.from_address
         email["To"] = message.to
-        email["Subject"] = message.subject
+        email.set_raw("Subject", encode_subject(message.subject))
         email["Date"] = formatdate(usegmt=True)
         domain = self.from_address.rpartition("@")[2].strip("> ") or None
         email["Message-ID"] = message.message_id or make_msgid(domain=domain)
@@ -116,6 +117,20 @@ class EmailNotifier(BaseModel):
         path = self.drop_dir / f"{name}.eml"
         path.write_bytes(data)
         return path
+
+
+def encode_subject(subject: str) -> str:
+    """Fold a subject so that every space survives decoding.
+
+    The standard library's folder (3.11) drops the space between two RFC 2047
+    encoded words it starts on separate lines ("שירותיליווי"), since white
+    space between encoded words is not part of the text. ``Header`` splits the
+    encoded text itself, so spaces stay inside the encoded words.
+    """
+    flat = " ".join(subject.split())  # no CR/LF can reach the header
+    if flat.isascii():
+        return Header(flat, "us-ascii", header_name="Subject").encode(linesep="\r\n")
+    return Header(flat, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
 def serialise(email: EmailMessage) -> bytes:

@@ -9,12 +9,14 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import DeliveryError, PermanentDeliveryError
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from notifiers import Notifiers
 from notifiers.base import Message
-from notifiers.email import EmailNotifier
+from notifiers.email import EmailNotifier, serialise
 from tests.conftest import NOW
 from tests.fakes.smtp import Mailbox, smtp_in_thread
 from tests.samples import ARABIC_TITLE, ENGLISH_TITLE, HEBREW_TITLE, alert, item, recipient
@@ -150,3 +152,55 @@ def test_the_default_channels_need_no_configuration() -> None:
     channels = Notifiers()
     assert set(channels.enabled()) == {"email", "rss"}
     assert channels.email.host is None
+
+
+LONG_SUBJECTS = [
+    pytest.param(
+        "מכרז לשירותי ליווי וייעוץ הנדסי בתחום מערכות סולאריות עבור משרד האנרגיה "
+        "והתשתיות הלאומיות ורשות החשמל בישראל",
+        id="hebrew",
+    ),
+    pytest.param(
+        "مناقصة لخدمات المرافقة والاستشارات الهندسية في مجال الأنظمة الشمسية لوزارة "
+        "الطاقة والبنى التحتية الوطنية",
+        id="arabic",
+    ),
+    pytest.param(
+        "Tender for engineering consulting and support services for solar systems at the "
+        "Ministry of Energy and National Infrastructure",
+        id="english",
+    ),
+    pytest.param('\u2068שירותי ליווי\u2069 (\u2068ע"ר 580000000\u2069) ' * 6, id="isolates"),
+]
+
+
+@pytest.mark.parametrize("subject", LONG_SUBJECTS)
+async def test_a_long_subject_is_folded_without_losing_a_space(
+    smtp_server: Mailbox, subject: str
+) -> None:
+    message = Message(to="team@ngo.example", subject=subject, text="x")
+    await notifier(smtp_server).send(message)
+    [envelope] = smtp_server.envelopes
+    raw = bytes(envelope.original_content or b"")
+    wire = message_from_bytes(raw, policy=policy.default)
+    assert str(wire["Subject"]) == " ".join(subject.split())
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    words=st.lists(
+        st.text(
+            alphabet="אבגדהוזחטיכלמנסעפצקרשתابتثجحخدذرسشصضطظعغفقكلمنهويab1-",
+            min_size=1,
+            max_size=25,
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_subject_decodes_back_to_its_words(words: list[str]) -> None:
+    subject = " ".join(words)
+    email = EmailNotifier().build(Message(to="a@example.org", subject=subject, text="x"))
+    wire = message_from_bytes(serialise(email), policy=policy.default)
+    assert str(wire["Subject"]) == subject
