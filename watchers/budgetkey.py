@@ -1,42 +1,81 @@
-"""Budget Key (next.obudget.org) search results for one doc type.
+"""Budget Key (next.obudget.org) search results for one doc type, read incrementally.
 
 ``GET {base_url}/search/{doc_type}?q=&filter=&size=&offset=&order=`` answers
-``{search_counts: {_current: {total_overall}}, search_results: [{source: doc}]}``
-(sources.md §2). Pages are read by ``offset``/``size`` until ``offset >= total_overall``
-or an empty page (a short page only when no total is given), or ``max_pages`` (then
-the batch is not ``complete``).
+``{search_counts: {_current: {total_overall}}, search_results: [{source: doc}]}``, or, when
+anything fails inside, HTTP 200 with ``{"error": "..."}`` (apies ``blueprint.py``
+``search_handler``), which raises ``SourceError`` with that message.
+
+**Paging.** The search is Elasticsearch ``from``/``size``, and ``from + size`` may not pass
+10,000 (ES's default ``index.max_result_window``). Past it, ES fails that search inside the
+``msearch`` apies sends, and apies answers an *empty page with a total of 0*
+(apies ``controllers.py`` ``search``: a response without ``hits`` counts 0) — silence, not an
+error. So the watcher never asks past the window, and a page that suddenly counts 0 after
+the first one counted more raises.
+
+**Incremental reading.** Results are ordered by ``-__last_modified_at``, the time Budget
+Key's indexer last saw the document change (``processors/manage-revisions.py``); the cursor
+is the newest such time seen. A poll reads newest first and stops at the first document
+older than the cursor, so only what changed is read again. Documents stamped exactly at the
+cursor are read again: one indexing run stamps all its documents with the same time and a
+poll may land in the middle of one. A batch is ``complete`` only when the whole listing was
+read (it fitted the window, and no document was skipped). When the window or ``max_pages``
+ends a poll first, the older rest is not read, and a warning says how much; filters that
+keep the listing under 10,000 (the shipped tenders source reads open tenders only) avoid it.
 
 Keys are Budget Key's ``doc_id`` (``tenders/office/596915/04/2017``,
-``national-budget-changes/2014/01-004``); a tender number may hold ``/`` or be
-``none``, so the id is never split. Naive dates are Israel time. Budget codes are
-digits only, ``00`` + section/domain/programme/item pairs (``00204001``).
-Recomputed fields (``score``, ``actionable_tips``) stay in ``raw`` only.
+``national-budget-changes/2014/01-004``); a tender number may hold ``/`` or be ``none``, so
+the id is never split. A document of an unexpected shape is logged and skipped.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agent.errors import SourceError
-from agent.models import Item, Kind
+from agent.models import Item
 from watchers.base import Batch, SourceSettings, fetch_json
-from watchers.parsing import clean_text, parse_amount, parse_date
+from watchers.budgetkey_docs import budget_change_fields, publication_fields, text
+
+logger = logging.getLogger(__name__)
 
 DocType = Literal["tenders", "calls_for_bids", "support_criteria", "national-budget-changes"]
 
-_KINDS: dict[str, Kind] = {
-    "tenders": Kind.TENDER,
-    "calls_for_bids": Kind.CALL_FOR_BIDS,
-    "support_criteria": Kind.SUPPORT_CRITERIA,
-    "national-budget-changes": Kind.BUDGET_CHANGE,
-}
+#: Elasticsearch's default ``index.max_result_window``: ``offset + size`` may not pass it.
+WINDOW = 10_000
+#: When Budget Key's indexer last saw a document change (``manage-revisions.py``).
+MODIFIED = "__last_modified_at"
+#: Newest change first, so a poll can stop where the last one began.
+ORDER = f"-{MODIFIED}"
+
+#: What a bad document raises while it is mapped (pydantic's ValidationError is a ValueError).
+_BAD_SHAPE = (TypeError, KeyError, ValueError, AttributeError, IndexError, ArithmeticError)
+
+
+class End(Enum):
+    """Why a poll stopped reading."""
+
+    LISTING = "the whole listing was read"
+    CURSOR = "reached what the last poll read"
+    WINDOW = "reached Elasticsearch's 10,000-result window"
+    PAGES = "reached max_pages"
+
+
+@dataclass
+class _Reading:
+    """The documents a poll read and why it stopped."""
+
+    docs: list[Any]
+    end: End
+    total: int | None
 
 
 class BudgetKeyWatcher(SourceSettings):
@@ -48,45 +87,100 @@ class BudgetKeyWatcher(SourceSettings):
     doc_type: DocType
     #: Free-text query (``q``); empty reads every document of the type.
     query: str = ""
-    #: Budget Key filters, e.g. ``{"claim_date__gte": "now"}``, sent as the ``filter`` JSON.
-    filters: dict[str, Any] = Field(default_factory=dict)
-    #: Sort order, e.g. ``-__last_modified_at``; empty leaves Budget Key's relevance order.
-    order: str = ""
+    #: Budget Key filters, e.g. ``{"claim_date__gte": "now"}`` (a list of them means any),
+    #: sent as the ``filter`` JSON.
+    filters: dict[str, Any] | list[dict[str, Any]] = Field(default_factory=dict)
     page_size: int = Field(default=100, ge=1, le=1000)
 
+    @field_validator("filters")
+    @classmethod
+    def _no_eq(cls, value: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        for group in value if isinstance(value, list) else [value]:
+            for key in group:
+                if key.split("#")[0].endswith("__eq"):
+                    # apies turns __eq into an ES range {eq: …}, which ES refuses; the
+                    # search then answers nothing at all, which would look like no news.
+                    raise ValueError(
+                        f"{key}: Budget Key cannot filter with __eq; write the bare field"
+                    )
+        return value
+
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
-        """Read every page of the search; the cursor is not used (the search is re-read)."""
-        docs, complete = await self._read_docs(http)
-        items: dict[str, Item] = {}
-        for doc in docs:
-            item = self._item(doc)
-            items.setdefault(item.key, item)  # offset paging can repeat a document
-        return Batch(items=list(items.values()), cursor=cursor, complete=complete)
+        """Read what changed since ``cursor`` (everything without one), newest first."""
+        since = _cursor_time(cursor)
+        reading = await self._read(http, since)
+        items, skipped = self._items(reading.docs)
+        if reading.docs and not items:
+            raise SourceError(
+                f"{self._url}: none of the {len(reading.docs)} documents could be read"
+            )
+        if reading.end in (End.WINDOW, End.PAGES):
+            logger.warning(
+                "%s: read %d of %s documents (%s); older changes are not read",
+                self._url,
+                len(reading.docs),
+                reading.total,
+                reading.end.value,
+            )
+        complete = reading.end is End.LISTING and not skipped
+        return Batch(items=items, cursor=_newest(reading.docs) or cursor, complete=complete)
 
-    async def _read_docs(self, http: httpx.AsyncClient) -> tuple[list[dict[str, Any]], bool]:
-        url = f"{self.base_url.rstrip('/')}/search/{self.doc_type}"
-        docs: list[dict[str, Any]] = []
+    @property
+    def _url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/search/{self.doc_type}"
+
+    async def _read(self, http: httpx.AsyncClient, since: datetime | None) -> _Reading:
+        docs: list[Any] = []
+        counted: int | None = None
         for _ in range(self.max_pages):
-            results, total = _page(url, await fetch_json(http, url, **self._params(len(docs))))
-            docs.extend(results)
-            if _last_page(len(results), len(docs), total, self.page_size):
-                return docs, True
-        return docs, False
+            size = min(self.page_size, WINDOW - len(docs))
+            if size <= 0:
+                return _Reading(docs, End.WINDOW, counted)
+            payload = await fetch_json(http, self._url, **self._params(len(docs), size))
+            page, total = _page(self._url, payload)
+            _check_total(self._url, len(docs), counted, total)
+            counted = total if counted is None else counted
+            if since is not None and not docs and page and _modified(page[0]) is None:
+                raise SourceError(f"{self._url}: documents carry no {MODIFIED} to poll by")
+            fresh = _until(page, since)
+            docs.extend(fresh)
+            if len(fresh) < len(page):
+                return _Reading(docs, End.CURSOR, counted)
+            if _last_page(len(page), len(docs), total, size):
+                return _Reading(docs, End.LISTING, counted)
+        return _Reading(docs, End.PAGES, counted)
 
-    def _params(self, offset: int) -> dict[str, Any]:
-        params: dict[str, Any] = {"q": self.query, "size": self.page_size, "offset": offset}
+    def _params(self, offset: int, size: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"q": self.query, "size": size, "offset": offset, "order": ORDER}
         if self.filters:
             params["filter"] = json.dumps(self.filters, ensure_ascii=False)
-        if self.order:
-            params["order"] = self.order
         return params
 
-    def _item(self, doc: dict[str, Any]) -> Item:
-        site = urlsplit(self.base_url)
+    def _items(self, docs: list[Any]) -> tuple[list[Item], int]:
+        """Map the documents, skipping (and logging) any of another shape."""
+        items: dict[str, Item] = {}
+        skipped = 0
+        for doc in docs:
+            try:
+                item = self._item(doc)
+            except _BAD_SHAPE as exc:
+                skipped += 1
+                name = type(exc).__name__
+                logger.warning(
+                    "%s: a document is skipped (%s: %s): %.300r", self._url, name, exc, doc
+                )
+                continue
+            items.setdefault(item.key, item)  # offset paging can repeat a document
+        return list(items.values()), skipped
+
+    def _item(self, doc: Any) -> Item:
+        if not isinstance(doc, dict):
+            raise TypeError(f"a search result's source is a {type(doc).__name__}")
         if self.doc_type == "national-budget-changes":
-            fields = _budget_change(doc)
+            fields = budget_change_fields(doc)
         else:
-            fields = _publication(doc, self.doc_type)
+            fields = publication_fields(doc, self.doc_type)
+        site = urlsplit(self.base_url)
         return Item(**fields, url=f"{site.scheme}://{site.netloc}/i/{fields['key']}", raw=doc)
 
 
@@ -101,110 +195,56 @@ def _last_page(count: int, read: int, total: int | None, size: int) -> bool:
     return count < size
 
 
-def _page(url: str, payload: Any) -> tuple[list[dict[str, Any]], int | None]:
+def _page(url: str, payload: Any) -> tuple[list[Any], int | None]:
     """Return a search page's documents and ``total_overall``, or raise if it is not one."""
+    if isinstance(payload, dict) and "error" in payload:
+        raise SourceError(f"{url}: Budget Key answered an error: {payload['error']}")
     results = payload.get("search_results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
         raise SourceError(f"{url}: no search_results list in the answer")
-    counts = payload.get("search_counts") or {}
-    total = (counts.get("_current") or {}).get("total_overall")
-    docs = [
-        r["source"] for r in results if isinstance(r, dict) and isinstance(r.get("source"), dict)
-    ]
+    counts = payload.get("search_counts")
+    current = counts.get("_current") if isinstance(counts, dict) else None
+    total = current.get("total_overall") if isinstance(current, dict) else None
+    docs = [r.get("source") if isinstance(r, dict) else r for r in results]
     return docs, total if isinstance(total, int) else None
 
 
-def _publication(doc: dict[str, Any], doc_type: str) -> dict[str, Any]:
-    """Map a tender, call for bids or support-criteria document."""
-    tender_type = _text(doc.get("tender_type")) or doc_type
-    key = _text(doc.get("doc_id")) or "/".join(
-        [doc_type, tender_type, _text(doc.get("publication_id")) or "none",
-         _text(doc.get("tender_id")) or "none"]
-    )  # fmt: skip
-    title = _text(doc.get("page_title")) or _text(doc.get("description"))
-    description = _text(doc.get("description"))
-    amount = parse_amount(_first(doc, "volume", "contract_volume"))
-    codes = [*(doc.get("budget_codes") or []), *_codes_of(doc.get("resolved_budget_codes"))]
-    return {
-        "kind": Kind.EXEMPTION if tender_type == "exemptions" else _KINDS[doc_type],
-        "key": key,
-        "title": title,
-        "description": "" if description == title else description,
-        "publisher": _text(doc.get("publisher")) or None,
-        "publishing_unit": _text(_first(doc, "publishing_unit", "publisher_unit")) or None,
-        # 0 is what the registers write when the amount is not known.
-        "amount": amount or None,
-        "currency": "ILS" if amount else None,
-        "published_at": parse_date(_text(_first(doc, "publication_date", "start_date"))),
-        "deadline": parse_date(_text(doc.get("claim_date"))),
-        "status": _text(_first(doc, "decision", "simple_decision")) or None,
-        "budget_codes": _budget_codes(codes),
-        "tags": _split(_text(doc.get("subjects")), ";"),
-    }
+def _check_total(url: str, offset: int, counted: int | None, total: int | None) -> None:
+    """Raise when a later page counts nothing: that is a search that failed inside apies."""
+    if offset and counted and total == 0:
+        raise SourceError(
+            f"{url}: the page at offset {offset} counts 0 documents where the first counted "
+            f"{counted}: the search failed inside Budget Key"
+        )
 
 
-def _budget_change(doc: dict[str, Any]) -> dict[str, Any]:
-    """Map a ``national-budget-changes`` transaction."""
-    transaction_id = _text(doc.get("transaction_id"))
-    summary: dict[str, Any] = doc["summary"] if isinstance(doc.get("summary"), dict) else {}
-    moves = [*(summary.get("from") or []), *(summary.get("to") or [])]
-    changes = [c for c in doc.get("change_list") or [] if isinstance(c, dict)]
-    titles = [_text(t) for t in doc.get("req_title") or []]
-    dates = [d for d in (parse_date(_text(t)) for t in doc.get("date") or []) if d]
-    amount = parse_amount(_first(doc, "net_expense_diff", "amount"))
-    codes = [m[0] for m in moves if m] + [c.get("budget_code") for c in changes]
-    kinds = [*(doc.get("change_type_name") or []), *(doc.get("change_title") or [])]
-    return {
-        "kind": Kind.BUDGET_CHANGE,
-        "key": _text(doc.get("doc_id")) or f"national-budget-changes/{transaction_id}",
-        "title": _text(summary.get("title")) or next((t for t in titles if t), transaction_id),
-        "description": _text(doc.get("explanation")) or _describe_moves(moves),
-        "amount": amount,
-        "currency": "ILS" if amount is not None else None,
-        "published_at": max(dates, default=None),
-        "status": "pending" if doc.get("is_pending") else "approved",
-        "budget_codes": _budget_codes(codes),
-        "tags": tuple(dict.fromkeys(t for t in (_text(k) for k in kinds) if t)),
-    }
+def _until(page: list[Any], since: datetime | None) -> list[Any]:
+    """The documents before the first one older than ``since`` (all of them without it)."""
+    if since is None:
+        return page
+    for index, doc in enumerate(page):
+        modified = _modified(doc)
+        if modified is None or modified < since:  # ES sorts a missing date last
+            return page[:index]
+    return page
 
 
-def _describe_moves(moves: list[Any]) -> str:
-    """Render ``[[code, amount, title], …]`` as ``00015101 נשיא המדינה: +6,830,000 ₪`` lines."""
-    lines = []
-    for move in moves:
-        code, amount, title = [*move, None, None, None][:3]
-        value = parse_amount(amount)
-        shown = f"{value:+,.0f} ₪" if value is not None else ""
-        lines.append(f"{_budget_code(code) or ''} {_text(title)}: {shown}".strip())
-    return "\n".join(lines)
+def _newest(docs: list[Any]) -> str | None:
+    """The newest ``__last_modified_at`` among the documents, as Budget Key wrote it."""
+    stamps = [(at, doc[MODIFIED]) for doc in docs if (at := _modified(doc)) is not None]
+    return max(stamps)[1] if stamps else None
 
 
-def _codes_of(resolved: Any) -> list[Any]:
-    return [r.get("code") for r in resolved or [] if isinstance(r, dict)]
-
-
-def _budget_codes(values: Iterable[Any]) -> tuple[str, ...]:
-    codes = (_budget_code(v) for v in values)
-    return tuple(dict.fromkeys(code for code in codes if code))
-
-
-def _budget_code(value: Any) -> str | None:
-    """Normalise ``20.40.01``, ``0020400`` or ``15101`` to ``00`` + digit pairs."""
-    digits = re.sub(r"\D", "", _text(value))
-    if not digits:
+def _modified(doc: Any) -> datetime | None:
+    """When the indexer last saw the document change; compared only with its own kind."""
+    if not isinstance(doc, dict) or not isinstance(doc.get(MODIFIED), str):
         return None
-    if len(digits) % 2:
-        digits = "0" + digits  # MoF drops the leading zero of a one-digit section
-    return digits if digits.startswith("00") else "00" + digits
+    return _cursor_time(doc[MODIFIED])
 
 
-def _first(doc: dict[str, Any], *names: str) -> Any:
-    return next((doc[n] for n in names if doc.get(n) not in (None, "")), None)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else clean_text(str(value))
-
-
-def _split(text: str, separator: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(p.strip() for p in text.split(separator) if p.strip()))
+def _cursor_time(value: str | None) -> datetime | None:
+    """Read a ``__last_modified_at`` (``%Y-%m-%dT%H:%M:%SZ``) as a naive time; else ``None``."""
+    try:
+        return datetime.fromisoformat(text(value).removesuffix("Z")).replace(tzinfo=None)
+    except ValueError:
+        return None
