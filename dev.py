@@ -4,17 +4,23 @@
     python3 dev.py serve   # install into .venv, create the database, run the service
     python3 dev.py test    # install with test tools, then ruff, mypy and pytest
 
-Anything after the command is passed on (``python3 dev.py test -k email``).
-The virtual environment is reinstalled only when ``pyproject.toml`` changes.
+Anything after the command is passed on: to pytest (``python3 dev.py test -k
+email``), or to ``smart-agent`` as its options (``python3 dev.py serve --config
+my.toml -v``; relative paths are from the repository root). ``serve`` becomes
+the service (``exec``), so stopping it stops the service and leaves no child
+holding the port. The virtual environment is reinstalled only when
+``pyproject.toml`` changes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -26,8 +32,9 @@ def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command == "serve":
         install("")
-        run(BIN / "smart-agent", "--config", "config.toml", "init")
-        return run(BIN / "smart-agent", "--config", "config.toml", "serve", *rest)
+        if code := run(BIN / "smart-agent", *rest, "init"):
+            return code
+        serve(*rest)
     if command == "test":
         install("[test]")
         for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
@@ -40,16 +47,36 @@ def main(argv: list[str]) -> int:
 
 def install(extras: str) -> None:
     """Create ``.venv`` and install the project, unless already done for this pyproject."""
+    if installed(extras):
+        return
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
-    stamp = VENV / f".installed{extras}"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest:
-        return
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "--editable", f"{ROOT}{extras}"], check=True)
-    stamp.write_text(digest)
+    (VENV / f".installed{extras}").write_text(_digest())
+
+
+def installed(extras: str) -> bool:
+    """Whether ``.venv`` holds the project with ``extras`` for the current pyproject."""
+    # An install with extras includes the plain one, so `test` also satisfies `serve`.
+    stamps = [VENV / f".installed{extras}"] if extras else sorted(VENV.glob(".installed*"))
+    digest = _digest()
+    return (BIN / "python").exists() and any(
+        stamp.is_file() and stamp.read_text() == digest for stamp in stamps
+    )
+
+
+def _digest() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def serve(*options: str) -> NoReturn:
+    """Replace this process with ``smart-agent [options] serve``, in the project folder."""
+    program = str(BIN / "smart-agent")
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    os.execv(program, [program, *options, "serve"])
 
 
 def run(program: Path, *args: str) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from agent import outbox
 from agent.cli import cli, config_of, echo_json, session_of
@@ -95,15 +95,29 @@ def format_reason(reason: dict[str, object]) -> str:
 @click.option("--dead", "all_dead", is_flag=True, help="Replay every dead delivery.")
 @click.pass_context
 def replay(ctx: click.Context, ids: tuple[int, ...], all_dead: bool) -> None:
-    """Queue deliveries IDS (or all dead ones) to be sent again."""
+    """Queue deliveries IDS (or all dead ones) to be sent again.
+
+    Exits with status 1 if there is nothing to replay or an id is unknown.
+    """
+    if not ids and not all_dead:
+        raise click.UsageError("give the ids of the deliveries to replay, or --dead")
     with session_of(config_of(ctx)) as session:
-        chosen = list(ids)
+        chosen = set(ids)
+        if unknown := sorted(chosen - _existing(session, chosen)):
+            raise AgentError(f"no deliveries with ids {', '.join(map(str, unknown))}")
         if all_dead:
-            chosen += [
+            chosen |= {
                 d
                 for d in session.exec(select(Delivery.id).where(Delivery.status == "dead"))
                 if d is not None
-            ]
-        count = outbox.replay(session, chosen, now=utcnow())
+            }
+        if not chosen:
+            raise AgentError("nothing to replay: there are no dead deliveries")
+        count = outbox.replay(session, sorted(chosen), now=utcnow())
         session.commit()
     click.echo(f"queued {count} deliveries again")
+
+
+def _existing(session: Session, ids: set[int]) -> set[int]:
+    found = session.exec(select(Delivery.id).where(col(Delivery.id).in_(ids)))
+    return {d for d in found if d is not None}

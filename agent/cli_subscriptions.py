@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import click
 from pydantic import ValidationError
@@ -13,9 +12,16 @@ from agent.cli import all_subscriptions, cli, config_of, echo_json, session_of
 from agent.cli_rules import rule_options
 from agent.config import Config, format_errors
 from agent.errors import AgentError
+from agent.keys import links_for
 from agent.links import Links
 from agent.rules import describe
 from agent.service import utcnow
+
+#: The option each addressed channel needs: (parameter, as written on the command line).
+_ADDRESS_OPTIONS = {
+    "email": ("email", "--email ADDRESS"),
+    "telegram": ("telegram_chat_id", "--telegram CHAT_ID"),
+}
 
 
 @cli.group("subscriptions")
@@ -27,26 +33,62 @@ def subscriptions_group() -> None:
 @click.argument("name")
 @click.option("-q", "--query", default="", help="The rule as a query string.")
 @rule_options
-@click.option("--channel", "channels", multiple=True, help="email, telegram or rss (repeatable).")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    required=True,
+    type=click.Choice(subscriptions.CHANNELS),
+    help="Where alerts go (repeatable; at least one).",
+)
 @click.option("--email", help="Address for the email channel.")
 @click.option("--telegram", "telegram_chat_id", help="Chat id for the telegram channel.")
-@click.option("--language", default="he", show_default=True, help="he, ar or en.")
-@click.option("--cadence", default="immediate", show_default=True, help="immediate, daily, weekly.")
+@click.option(
+    "--language", type=click.Choice(subscriptions.LANGUAGES), default="he", show_default=True
+)
+@click.option(
+    "--cadence", type=click.Choice(subscriptions.CADENCES), default="immediate", show_default=True
+)
+@click.option("--replace", is_flag=True, help="Overwrite the subscription NAME if it exists.")
 @click.pass_context
-def add(ctx: click.Context, /, name: str, **options: object) -> None:
-    """Add (or update) the subscription NAME."""
-    given = {k: v for k, v in options.items() if v not in (None, ())}
-    given["channels"] = list(cast(tuple[str, ...], options["channels"]) or ("rss",))
+def add(
+    ctx: click.Context,
+    /,
+    name: str,
+    channels: tuple[str, ...],
+    replace: bool,
+    **options: object,
+) -> None:
+    """Add the subscription NAME (or, with --replace, overwrite it)."""
+    for channel, (option, flag) in _ADDRESS_OPTIONS.items():
+        if channel in channels and not options[option]:
+            raise click.UsageError(f"the {channel} channel needs {flag}")
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
     try:
-        entry = subscriptions.SubscriptionInput.model_validate({"name": name, **given})
+        entry = subscriptions.SubscriptionInput.model_validate(
+            {
+                "name": name,
+                "channels": list(channels),
+                **{k: v for k, v in given.items() if v not in (None, [])},
+            }
+        )
     except ValidationError as exc:
         raise AgentError(f"subscription {name!r}:\n{format_errors(exc)}") from exc
+    entry.rule.compile()
     config = config_of(ctx)
+    subscriptions.check_channels(entry, config.notifiers.enabled())
     with session_of(config) as session:
+        existing = subscriptions.by_name(session, name)
+        if existing is not None and not replace:
+            raise AgentError(
+                f"subscription {name!r} already exists (id {existing.id}); "
+                "give --replace to overwrite it"
+            )
         sub = subscriptions.save(session, entry, now=utcnow())
         session.commit()
         feed = _links(config).feed_url(sub)
-    click.echo(f"subscription {sub.id} {sub.name!r} saved; rule: {describe(entry.rule.compile())}")
+    done = "replaced" if existing is not None else "saved"
+    click.echo(f"subscription {sub.id} {sub.name!r} {done}; rule: {describe(entry.rule.compile())}")
     click.echo(f"feed: {feed}")
 
 
@@ -88,14 +130,19 @@ def remove(ctx: click.Context, ref: str) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def import_(ctx: click.Context, file: Path) -> None:
-    """Import subscriptions from a TOML or JSON FILE (all or nothing)."""
-    entries = subscriptions.read_file(file)
-    with session_of(config_of(ctx)) as session:
+    """Import subscriptions from a TOML or JSON FILE (all or nothing; same names are updated)."""
+    config = config_of(ctx)
+    entries = subscriptions.read_file(file, available=config.notifiers.enabled())
+    with session_of(config) as session:
+        updated = sum(subscriptions.by_name(session, e.name) is not None for e in entries)
         for entry in entries:
             subscriptions.save(session, entry, now=utcnow())
         session.commit()
-    click.echo(f"imported {len(entries)} subscriptions from {file}")
+    click.echo(
+        f"imported {len(entries)} subscriptions from {file} "
+        f"({len(entries) - updated} new, {updated} updated)"
+    )
 
 
 def _links(config: Config) -> Links:
-    return Links(config.agent.public_url, config.agent.signing_key.get_secret_value())
+    return links_for(config, clock=utcnow)

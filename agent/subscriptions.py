@@ -2,8 +2,10 @@
 
 A subscription file (TOML or JSON) holds a list under ``subscriptions``; each
 entry has the rule fields of ``agent.rules.RuleSpec`` (``query``, ``kinds``,
-``publishers``, ``amount_min``, ...) next to the delivery fields below. An
-import is all or nothing, and importing the same name again updates it.
+``publishers``, ``amount_min``, ...) next to the delivery fields below, and must
+name its ``channels``. An import is all or nothing, and importing the same name
+again updates it. Every entry is checked against the configured channels, so a
+subscription never waits on a channel that cannot send.
 """
 
 from __future__ import annotations
@@ -11,19 +13,40 @@ from __future__ import annotations
 import json
 import secrets
 import tomllib
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlmodel import Session, select
 
 from agent.config import format_errors
-from agent.errors import AgentError, RuleError
+from agent.errors import AgentError
 from agent.models import Delivery, Subscription
 from agent.rules import RuleSpec, dump_node
 
 Channel = Literal["email", "telegram", "rss"]
+Language = Literal["he", "ar", "en"]
+Cadence = Literal["immediate", "daily", "weekly"]
+#: The closed sets above as tuples, for help texts and click choices.
+CHANNELS: tuple[str, ...] = get_args(Channel)
+LANGUAGES: tuple[str, ...] = get_args(Language)
+CADENCES: tuple[str, ...] = get_args(Cadence)
+
+#: How to turn on a channel that is off by default.
+_HOW_TO_CONFIGURE = {
+    "telegram": "set the bot token in SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN "
+    "(see README, Channels: telegram)",
+}
 
 
 def _default_channels() -> list[Channel]:
@@ -39,8 +62,8 @@ class SubscriptionInput(BaseModel):
     channels: list[Channel] = Field(default_factory=_default_channels, min_length=1)
     email: str | None = None
     telegram_chat_id: str | None = None
-    language: Literal["he", "ar", "en"] = "he"
-    cadence: Literal["immediate", "daily", "weekly"] = "immediate"
+    language: Language = "he"
+    cadence: Cadence = "immediate"
     rule: RuleSpec = Field(default_factory=RuleSpec)
 
     @model_validator(mode="before")
@@ -54,6 +77,17 @@ class SubscriptionInput(BaseModel):
         rest = {k: v for k, v in data.items() if k not in rule_keys}
         return {**rest, "rule": rule}
 
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            # Syntax only: deliverability would need DNS, and the agent may run offline.
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(str(exc)) from exc
+
     @model_validator(mode="after")
     def _addresses(self) -> SubscriptionInput:
         if "email" in self.channels and not self.email:
@@ -63,10 +97,23 @@ class SubscriptionInput(BaseModel):
         return self
 
 
+def check_channels(given: SubscriptionInput, available: Collection[str]) -> None:
+    """Refuse a subscription naming a channel the configuration does not set up."""
+    for channel in given.channels:
+        if channel not in available:
+            how = _HOW_TO_CONFIGURE.get(channel, f"add a [notifiers.{channel}] table")
+            raise AgentError(f"the {channel} channel is not configured; to use it, {how}")
+
+
+def by_name(session: Session, name: str) -> Subscription | None:
+    """The subscription called exactly ``name``, if any."""
+    return session.exec(select(Subscription).where(Subscription.name == name)).first()
+
+
 def save(session: Session, given: SubscriptionInput, *, now: datetime) -> Subscription:
     """Create or update the subscription named ``given.name``; compile its rule."""
     compiled = dump_node(given.rule.compile())
-    sub = session.exec(select(Subscription).where(Subscription.name == given.name)).first()
+    sub = by_name(session, given.name)
     if sub is None:
         sub = Subscription(name=given.name, feed_token=secrets.token_urlsafe(24), created_at=now)
     sub.rule = given.rule.model_dump(mode="json", exclude_defaults=True)
@@ -87,11 +134,14 @@ def find(session: Session, ref: str) -> Subscription | None:
     """Find a subscription by id or by name."""
     if ref.isdigit() and (sub := session.get(Subscription, int(ref))) is not None:
         return sub
-    return session.exec(select(Subscription).where(Subscription.name == ref)).first()
+    return by_name(session, ref)
 
 
-def read_file(path: Path) -> list[SubscriptionInput]:
-    """Parse a TOML or JSON subscription file; raise ``AgentError`` saying where it is wrong."""
+def read_file(path: Path, *, available: Collection[str]) -> list[SubscriptionInput]:
+    """Parse and check a TOML or JSON subscription file; raise ``AgentError`` naming the entry.
+
+    ``available`` are the configured channels; every entry must name its own.
+    """
     text = path.read_text(encoding="utf-8")
     try:
         data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -100,18 +150,32 @@ def read_file(path: Path) -> list[SubscriptionInput]:
     entries = data.get("subscriptions", []) if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise AgentError(f"{path}: 'subscriptions' must be a list")
-    found = []
+    found: dict[str, SubscriptionInput] = {}
     for index, entry in enumerate(entries):
-        where = f"{path}: subscriptions[{index}]"
-        try:
-            given = SubscriptionInput.model_validate(entry)
-            given.rule.compile()
-        except ValidationError as exc:
-            raise AgentError(f"{where}:\n{format_errors(exc)}") from exc
-        except RuleError as exc:
-            raise AgentError(f"{where} ({entry.get('name', '?')}): {exc}") from exc
-        found.append(given)
-    return found
+        given = _entry(entry, f"{path}: subscriptions[{index}]", available)
+        if given.name in found:
+            raise AgentError(
+                f"{path}: subscriptions[{index}]: the name {given.name!r} is used twice"
+            )
+        found[given.name] = given
+    return list(found.values())
+
+
+def _entry(entry: Any, where: str, available: Collection[str]) -> SubscriptionInput:
+    name = entry.get("name", "?") if isinstance(entry, dict) else "?"
+    if isinstance(entry, dict) and "channels" not in entry:
+        raise AgentError(
+            f"{where} ({name}): 'channels' is missing: list one or more of {', '.join(CHANNELS)}"
+        )
+    try:
+        given = SubscriptionInput.model_validate(entry)
+        given.rule.compile()
+        check_channels(given, available)
+    except ValidationError as exc:
+        raise AgentError(f"{where} ({name}):\n{format_errors(exc)}") from exc
+    except AgentError as exc:
+        raise AgentError(f"{where} ({name}): {exc}") from exc
+    return given
 
 
 def describe(sub: Subscription, *, feed_url: str) -> dict[str, Any]:

@@ -1,53 +1,32 @@
-"""The command line, run as a user runs it: subscriptions, rules, deliveries."""
+"""The command line, run as a user runs it: subscriptions, rules, deliveries.
+
+More in ``test_cli_subscriptions.py`` (what ``add`` and ``import`` refuse),
+``test_cli_operations.py`` (exit statuses for cron) and ``test_cli_dev.py``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, serve
+from tests.conftest import serve
 from tests.fakes import ckan
-
-
-class User:
-    """Runs ``smart-agent`` in a folder of its own."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "agent", *args],
-            cwd=self.folder,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "SMART_AGENT_AGENT__SIGNING_KEY": "k"},
-        )
-        assert result.returncode == code, result.stdout + result.stderr
-        return result
+from tests.user import User, config_text
 
 
 @pytest.fixture
 def user(tmp_path: Path) -> Iterator[User]:
     with serve(ckan.build_app()) as url:
-        (tmp_path / "config.toml").write_text(
-            f"""
-[agent]
-templates_dir = "{ROOT / "templates"}"
+        source = f"""
 [sources.tenders]
 kind = "ckan"
 base_url = "{url}"
 alert_on_first_poll = true
-""",
-            encoding="utf-8",
-        )
+"""
+        (tmp_path / "config.toml").write_text(config_text(source), encoding="utf-8")
         yield User(tmp_path)
 
 
@@ -62,6 +41,8 @@ def test_add_list_and_remove_a_subscription(user: User) -> None:
         "tender",
         "--amount-min",
         "500000",
+        "--channel",
+        "rss",
     ).stdout
     assert "subscription 1 'cloud' saved" in out
     listed = json.loads(user.run("subscriptions", "list", "--json").stdout)
@@ -73,7 +54,9 @@ def test_add_list_and_remove_a_subscription(user: User) -> None:
 
 
 def test_a_bad_query_says_where_it_is_wrong(user: User) -> None:
-    result = user.run("subscriptions", "add", "broken", "-q", "מחשוב OR (ענן", code=1)
+    result = user.run(
+        "subscriptions", "add", "broken", "-q", "מחשוב OR (ענן", "--channel", "rss", code=1
+    )
     assert "position" in result.stderr
     assert "^" in result.stderr
 
@@ -84,10 +67,12 @@ def test_a_bad_subscription_file_names_the_entry_and_imports_nothing(user: User)
 [[subscriptions]]
 name = "fine"
 query = "ביטוח"
+channels = ["rss"]
 
 [[subscriptions]]
 name = "typo"
 querry = "ביטוח"
+channels = ["rss"]
 """,
         encoding="utf-8",
     )
@@ -132,7 +117,7 @@ def test_rules_test_backtests_a_query_over_the_stored_items(user: User) -> None:
 
 
 def test_rules_diff_shows_what_an_edit_would_change(user: User) -> None:
-    user.run("subscriptions", "add", "services", "-q", "שירותי")
+    user.run("subscriptions", "add", "services", "-q", "שירותי", "--channel", "rss")
     user.run("run-once")
     out = user.run(
         "rules", "diff", "services", "שירותי", "--kind", "exemption", "--since", "5000d"
