@@ -205,8 +205,13 @@ def retry_delay(error: DeliveryError, attempts: int) -> timedelta:
 
 
 def replay(session: Session, ids: Sequence[int], *, now: datetime) -> int:
-    """Put dead (or sent) deliveries back in the queue; return how many."""
-    rows = _rows(session, ids)
+    """Put dead (or sent) deliveries back in the queue; return how many.
+
+    Rows still queued or being sent are left alone: replaying them could only
+    send them twice.
+    """
+    replayable = (DeliveryStatus.DEAD, DeliveryStatus.SENT)
+    rows = [d for d in _rows(session, ids) if d.status in replayable]
     for delivery in rows:
         delivery.status = DeliveryStatus.PENDING
         delivery.lease_owner = None

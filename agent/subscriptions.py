@@ -42,6 +42,9 @@ CHANNELS: tuple[str, ...] = get_args(Channel)
 LANGUAGES: tuple[str, ...] = get_args(Language)
 CADENCES: tuple[str, ...] = get_args(Cadence)
 
+#: Names are shown in every message and page: long enough for a team's label.
+MAX_NAME_LENGTH = 200
+
 #: How to turn on a channel that is off by default.
 _HOW_TO_CONFIGURE = {
     "telegram": "set the bot token in SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN "
@@ -58,10 +61,11 @@ class SubscriptionInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     channels: list[Channel] = Field(default_factory=_default_channels, min_length=1)
     email: str | None = None
-    telegram_chat_id: str | None = None
+    #: A chat id (``-1001234567890``) or a public channel's ``@username``.
+    telegram_chat_id: str | None = Field(default=None, pattern=r"^(-?\d{1,20}|@\w{5,32})$")
     language: Language = "he"
     cadence: Cadence = "immediate"
     rule: RuleSpec = Field(default_factory=RuleSpec)
