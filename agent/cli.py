@@ -21,6 +21,7 @@ import click
 from sqlmodel import Session, col, select
 
 from agent import db as database
+from agent import keys
 from agent.config import Config, load_config
 from agent.errors import AgentError, ConfigError
 from agent.models import Subscription
@@ -40,19 +41,65 @@ def run(coroutine: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     return wrapper
 
 
-@click.group()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=Path("config.toml"),
-    show_default=True,
-    help="The configuration file.",
-)
+#: Where the ``--config`` path is kept, in the context's ``meta`` shared by every command.
+CONFIG_KEY = "smart_agent.config"
+
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    # The innermost --config given wins: `smart-agent --config a run-once --config b` uses b.
+    if value is not None:
+        ctx.meta[CONFIG_KEY] = value
+
+
+def _config_option(default: Path | None) -> click.Option:
+    return click.Option(
+        ["--config", "config_path"],
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=default,
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_config,
+        help="The configuration file (default ./config.toml).",
+    )
+
+
+class AgentCommand(click.Command):
+    """A command that also accepts ``--config`` after its name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(_config_option(None))
+
+
+class AgentGroup(click.Group):
+    """A group whose commands and subgroups, at any depth, accept ``--config`` too."""
+
+    command_class = AgentCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(_config_option(None))
+
+
+class RootGroup(click.Group):
+    """The ``smart-agent`` group: ``--config`` here has the default."""
+
+    command_class = AgentCommand
+    group_class = AgentGroup
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.insert(0, _config_option(Path("config.toml")))
+
+
+@click.group(cls=RootGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
-    """Smart Agent: alerts on new government tenders, calls, support criteria and budget changes."""
+def cli(verbose: bool) -> None:
+    """Smart Agent: alerts on new government tenders, calls, support criteria and budget changes.
+
+    --config may be given before or after the command's name.
+    """
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,12 +107,11 @@ def cli(ctx: click.Context, config_path: Path, verbose: bool) -> None:
     )
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = config_path
 
 
 def config_of(ctx: click.Context) -> Config:
     """Load the configuration named by ``--config`` (exits 2 if invalid)."""
-    path: Path = ctx.find_root().obj
+    path: Path = ctx.meta[CONFIG_KEY]
     return load_config(path)
 
 
@@ -79,19 +125,37 @@ def session_of(config: Config) -> Session:
 @cli.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create or upgrade the database."""
+    """Create or upgrade the database, and a signing key for links if none is set."""
     config = config_of(ctx)
     database.init(database.connect(config.database_url))
     click.echo(f"database ready: {config.database_url}")
+    if (created := keys.create_key_file(config)) is not None:
+        click.echo(f"signing key created: {created}")
+
+
+#: For commands that send links: start without a secret signing key.
+_local_trial = click.option(
+    "--local-trial",
+    is_flag=True,
+    help="Start without a secret signing key (links can be forged): for a trial on your machine.",
+)
 
 
 @cli.command("run-once")
+@_local_trial
 @click.pass_context
 @run
-async def run_once(ctx: click.Context) -> None:
-    """Poll every enabled source, match, send what is due, and exit."""
-    async with Agent.open(config_of(ctx)) as agent:
-        for result in await agent.poll_all():
+async def run_once(ctx: click.Context, local_trial: bool) -> None:
+    """Poll every enabled source, match, send what is due, and exit.
+
+    Exits with status 1 if any source failed (after polling the others and
+    sending), so cron reports it.
+    """
+    config = config_of(ctx)
+    keys.require_key(config, local_trial=local_trial)
+    async with Agent.open(config) as agent:
+        results = await agent.poll_all()
+        for result in results:
             state = "ok" if result.ok else f"FAILED: {result.error}"
             note = " (baseline, no alerts)" if result.baseline else ""
             click.echo(
@@ -100,15 +164,23 @@ async def run_once(ctx: click.Context) -> None:
             )
         sent = await agent.dispatch()
         click.echo(f"delivered: {sent.sent} sent, {sent.retrying} to retry, {sent.dead} dead")
+    if failed := [result for result in results if not result.ok]:
+        for result in failed:
+            click.echo(f"error: source {result.source} failed: {result.error}", err=True)
+        raise SystemExit(1)
 
 
 @cli.command()
+@_local_trial
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the scheduler, the dispatcher and the HTTP server until stopped."""
+def serve(ctx: click.Context, local_trial: bool) -> None:
+    """Run the scheduler, the dispatcher and the HTTP server until stopped.
+
+    Refuses to start (exit 2) without a secret signing key for links.
+    """
     from agent.scheduler import serve_forever
 
-    asyncio.run(serve_forever(config_of(ctx)))
+    asyncio.run(serve_forever(config_of(ctx), local_trial=local_trial))
 
 
 @cli.group("sources")
@@ -133,7 +205,7 @@ async def sources_check(ctx: click.Context) -> None:
 
 def main() -> None:
     """Entry point of the ``smart-agent`` console script."""
-    from agent import cli_deliveries, cli_rules, cli_subscriptions  # noqa: F401  (commands)
+    from agent import cli_deliveries, cli_rules, cli_sources, cli_subscriptions  # noqa: F401
 
     # python-telegram-bot reads this to hand out retry_after as a timedelta
     # instead of warning that the int form is deprecated.

@@ -13,8 +13,9 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -33,8 +34,14 @@ class AgentSettings(BaseModel):
     database_url: str = "sqlite:///var/smart-agent.db"
     #: Where people reach this service: feed and unsubscribe links start here.
     public_url: str = "http://127.0.0.1:8080"
-    #: Signs unsubscribe links; set it from the environment in production.
-    signing_key: SecretStr = SecretStr("change-me")
+    #: Signs unsubscribe and manage links (from the environment); unset, the key file's is used.
+    signing_key: SecretStr | None = None
+    #: Where ``smart-agent init`` keeps a generated signing key (mode 0600).
+    signing_key_file: Path = Path("var/signing.key")
+    #: How long an unsubscribe link works: old e-mails must still unsubscribe.
+    unsubscribe_link_ttl: timedelta = Field(default=timedelta(days=365), gt=timedelta(0))
+    #: How long a link to manage a subscription works.
+    manage_link_ttl: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
     #: Jinja2 templates, relative to the config file.
     templates_dir: Path = Path("templates")
     #: A deadline this close (in days) produces one ``closing_soon`` event.
@@ -55,6 +62,18 @@ class AgentSettings(BaseModel):
     site_name: str = "Smart Agent"
     #: Sent with every request to a source, so publishers can reach us.
     user_agent: str = "smart-agent/0.1 (+https://github.com/OpenBudget; alerts)"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Checked at start: an unknown zone used to pass and crash ``run-once`` later.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r}; give an IANA name such as Asia/Jerusalem or UTC"
+            ) from None
+        return value
 
     @property
     def closing_soon_window(self) -> timedelta:
@@ -106,8 +125,11 @@ class Config(BaseSettings):
         """The database URL, with a relative SQLite path resolved against ``base_dir``."""
         url = self.agent.database_url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            return prefix + str(self.path(Path(url.removeprefix(prefix))))
+        # SQLite's URI form (sqlite:///file:path?mode=ro&uri=true) keeps its "file:".
+        scheme = "file:" if url.startswith(prefix + "file:") else ""
+        path = url.removeprefix(prefix + scheme)
+        if url.startswith(prefix) and not path.startswith("/") and ":memory:" not in url:
+            return prefix + scheme + str(self.path(Path(path)))
         return url
 
 

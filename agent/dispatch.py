@@ -10,11 +10,17 @@ One bad row never stalls the others: anything a group raises besides a
 ``DeliveryError`` (an amount that cannot be formatted, an address a channel
 rejects locally, an unwritable folder) is retried row by row, and only the
 rows that fail again are failed, with the reason, towards ``dead``.
+
+A database locked by another process right after a send must not send it
+twice: recording the outcome is tried again, with backoff, for half the
+lease; only then is the group left to be resent when its lease ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,13 +30,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent import outbox
-from agent.errors import DeliveryError, PermanentDeliveryError
+from agent.errors import DatabaseLocked, DeliveryError, PermanentDeliveryError, StorageError
 from agent.links import Links
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Recipient, Renderer
 from notifiers import Notifier
 
 logger = logging.getLogger(__name__)
+
+#: How long recording a send's outcome is retried while the database is locked:
+#: well inside the lease, so no other run can have claimed the rows meanwhile.
+RECORD_WINDOW = outbox.LEASE / 2
+#: The first pause between those tries; it doubles, up to ``RECORD_PAUSE_CAP``.
+RECORD_PAUSE = 0.2
+RECORD_PAUSE_CAP = 15.0
 
 
 @dataclass
@@ -87,12 +100,14 @@ class _Run:
         done: set[int] = set()
         try:
             await self._send(channel, group, done)
+        except StorageError:
+            raise  # the database, not a row: sending the rows again one by one would duplicate
         except Exception as exc:  # one bad row must not stall the others
             left = [c for c in group if c.delivery.id not in done]
             if len(left) == 1 and len(group) == 1:
                 reason = f"cannot render or send: {type(exc).__name__}: {exc}"
                 logger.error("%s to %s failed: %s", channel, group[0].subscription.name, reason)
-                self.fail(
+                await self.fail(
                     [i for c in left if (i := c.delivery.id) is not None], DeliveryError(reason)
                 )
                 return
@@ -106,7 +121,7 @@ class _Run:
         address = _address(sub, channel)
         if notifier is None or address is None:
             why = "channel not configured" if notifier is None else f"no {channel} address"
-            self.fail([a.delivery_id for a in alerts], PermanentDeliveryError(why))
+            await self.fail([a.delivery_id for a in alerts], PermanentDeliveryError(why))
             done.update(a.delivery_id for a in alerts)
             return
         recipient = recipient_for(sub, address, self.links)
@@ -116,45 +131,79 @@ class _Run:
                 receipt = await notifier.send(outgoing.message)
             except DeliveryError as exc:
                 logger.warning("%s to %s failed: %s", channel, sub.name, exc)
-                self.fail(ids, exc)
+                await self.fail(ids, exc)
             else:
-                self.sent(ids, receipt)
+                await self.sent(ids, receipt)
             done.update(ids)
 
-    def sent(self, ids: list[int], receipt: str | None) -> None:
+    async def sent(self, ids: list[int], receipt: str | None) -> None:
         """Record an accepted message; rows another run owns by now are left to it."""
-        with Session(self.db) as session:
-            marked = outbox.mark_sent(
+        marked = await self._record(
+            ids,
+            lambda session: outbox.mark_sent(
                 session, ids, owner=self.owner, now=self.clock(), receipt=receipt
-            )
-            session.commit()
+            ),
+        )
         if marked < len(ids):
             logger.warning(
                 "%d rows were re-claimed by another run after their lease ended", len(ids) - marked
             )
         self.result.sent += marked
 
-    def fail(self, ids: list[int], error: DeliveryError) -> None:
+    async def fail(self, ids: list[int], error: DeliveryError) -> None:
         """Record a failed send: retry later, or dead."""
-        with Session(self.db) as session:
-            dead = outbox.mark_failed(
+        dead = await self._record(
+            ids,
+            lambda session: outbox.mark_failed(
                 session,
                 ids,
                 error,
                 owner=self.owner,
                 now=self.clock(),
                 max_attempts=self.max_attempts,
-            )
-            session.commit()
+            ),
+        )
         self.result.dead += dead
         self.result.retrying += len(ids) - dead
         self.result.errors.append(str(error))
+
+    async def _record(self, ids: list[int], change: Callable[[Session], int]) -> int:
+        # The message has gone out: a lock held by another process (a CLI
+        # command, a second dispatcher) is waited out, since giving up would
+        # leave the rows leased and send them again when the lease ends.
+        # Real time, not ``clock``: the wait is for a real lock.
+        deadline = time.monotonic() + RECORD_WINDOW.total_seconds()
+        pause = RECORD_PAUSE
+        while True:
+            try:
+                with Session(self.db) as session:
+                    done = change(session)
+                    session.commit()
+                return done
+            except DatabaseLocked as exc:
+                if time.monotonic() + pause > deadline:
+                    logger.error(
+                        "could not record the outcome of deliveries %s: %s; they may be sent "
+                        "again when their lease ends",
+                        _ids(ids),
+                        exc,
+                    )
+                    raise
+                logger.warning("%s; recording deliveries %s again in %.1f s", exc, _ids(ids), pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECORD_PAUSE_CAP)
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
 def alert_for(delivery: Delivery, event: StoredEvent) -> Alert:
     """The alert a stored delivery carries, ready for rendering."""
     assert delivery.id is not None
-    return Alert(delivery.id, event.to_event(), delivery.reasons, event.created_at)
+    return Alert(
+        delivery.id, event.to_event(), delivery.reasons, event.created_at, delivery.message_token
+    )
 
 
 def recipient_for(sub: Subscription, address: str, links: Links) -> Recipient:

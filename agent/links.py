@@ -1,24 +1,92 @@
 """The public links in every message: feeds, unsubscribe, manage.
 
-Unsubscribe links carry an HMAC of the subscription id, so they cannot be
-guessed or forged from another subscription's link (RFC 8058 asks for a
-"hard-to-forge component").
+A signed link is ``<public id>.<expiry>.<signature>``: the subscription's
+random public id (never reused, unlike a row id), a Unix time after which the
+link is refused, and an HMAC-SHA256 of the purpose, the public id, the expiry
+and the subscription's own ``link_secret``. So a link cannot be forged (RFC
+8058 asks for a "hard-to-forge component"), cannot be used for another purpose,
+and never reaches a subscription made after its own was deleted. Tokens are
+parsed strictly: anything else is simply not a link.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from agent.models import Subscription
+
+#: ASCII only, bounded: the public id, an expiry without leading zeros, 32 hex digits.
+_TOKEN = re.compile(r"([A-Za-z0-9_-]{22})\.([1-9][0-9]{0,11})\.([0-9a-f]{32})", re.ASCII)
+
+#: Longer than any token we make; longer input is refused before the pattern runs.
+_MAX_TOKEN = 80
+
+_DAY = 86_400
+
+
+class Purpose(StrEnum):
+    """What a signed link is for; a link works only for its own purpose."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    MANAGE = "manage"
+
+
+class LinkState(StrEnum):
+    """What checking a link found."""
+
+    VALID = "valid"
+    #: Genuine, but past its expiry.
+    EXPIRED = "expired"
+    #: Forged, for another purpose, or for a subscription that is gone.
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token that has the right shape; not yet known to be genuine."""
+
+    public_id: str
+    expires: int
+    signature: str
+
+
+def parse(text: str) -> Token | None:
+    """Return the parts of a well-formed token, or ``None`` for anything else."""
+    if len(text) > _MAX_TOKEN:
+        return None
+    found = _TOKEN.fullmatch(text)
+    if found is None:
+        return None
+    return Token(found[1], int(found[2]), found[3])
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Links:
     """Builds and checks the URLs this service hands out."""
 
-    def __init__(self, public_url: str, signing_key: str) -> None:
+    def __init__(
+        self,
+        public_url: str,
+        signing_key: str,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        unsubscribe_ttl: timedelta = timedelta(days=365),
+        manage_ttl: timedelta = timedelta(days=30),
+    ) -> None:
         self.public_url = public_url.rstrip("/")
         self._key = signing_key.encode()
+        self._clock = clock
+        self._ttl = {Purpose.UNSUBSCRIBE: unsubscribe_ttl, Purpose.MANAGE: manage_ttl}
 
     def feed_url(self, sub: Subscription) -> str:
         """The subscription's private Atom feed."""
@@ -26,22 +94,32 @@ class Links:
 
     def unsubscribe_url(self, sub: Subscription) -> str:
         """The one-click unsubscribe link (GET shows a page, POST unsubscribes)."""
-        assert sub.id is not None
-        return f"{self.public_url}/unsubscribe/{self.sign(sub.id)}"
+        return f"{self.public_url}/unsubscribe/{self.sign(sub, Purpose.UNSUBSCRIBE)}"
 
-    def sign(self, subscription_id: int) -> str:
-        """Return ``<id>.<signature>`` for a subscription."""
-        return f"{subscription_id}.{self._signature(subscription_id)}"
+    def manage_url(self, sub: Subscription) -> str:
+        """A link to manage the subscription."""
+        return f"{self.public_url}/manage/{self.sign(sub, Purpose.MANAGE)}"
 
-    def verify(self, token: str) -> int | None:
-        """Return the subscription id a token was signed for, or ``None`` if forged."""
-        sid, _, signature = token.partition(".")
-        if not sid.isdigit():
-            return None
-        if not hmac.compare_digest(signature, self._signature(int(sid))):
-            return None
-        return int(sid)
+    def sign(self, sub: Subscription, purpose: Purpose) -> str:
+        """Return a token for ``sub`` and ``purpose`` that expires after the purpose's TTL."""
+        # Rounded up to a whole UTC day, so the links of one day (in a feed, in
+        # a resent message) are the same text.
+        expires = math.ceil((self._clock() + self._ttl[purpose]).timestamp() / _DAY) * _DAY
+        return f"{sub.public_id}.{expires}.{self._signature(sub, purpose, expires)}"
 
-    def _signature(self, subscription_id: int) -> str:
-        message = f"unsubscribe:{subscription_id}".encode()
+    def check(self, token: Token | None, sub: Subscription | None, purpose: Purpose) -> LinkState:
+        """Whether ``token`` is a genuine, unexpired ``purpose`` link of ``sub``."""
+        if token is None or sub is None or sub.public_id != token.public_id:
+            return LinkState.INVALID
+        expected = self._signature(sub, purpose, token.expires)
+        if not hmac.compare_digest(token.signature, expected):
+            return LinkState.INVALID
+        if token.expires < self._clock().timestamp():
+            return LinkState.EXPIRED
+        return LinkState.VALID
+
+    def _signature(self, sub: Subscription, purpose: Purpose, expires: int) -> str:
+        if not sub.public_id or not sub.link_secret:
+            raise ValueError(f"subscription {sub.name!r} has no public id: run `smart-agent init`")
+        message = f"{purpose.value}\n{sub.public_id}\n{expires}\n{sub.link_secret}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]

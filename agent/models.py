@@ -10,12 +10,15 @@ makes SQLite (which forgets the zone) give them back that way.
 
 import hashlib
 import json
+import re
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlmodel import Column, SQLModel, UniqueConstraint
 from sqlmodel import Field as SQLField
 
@@ -60,6 +63,48 @@ class DeliveryStatus(StrEnum):
 #: Item fields left out of the content hash: they identify, or are bookkeeping.
 _UNHASHED = frozenset({"source", "key", "raw"})
 
+#: Control characters Python counts as white space (VT, FF, the C0 separators, NEL):
+#: a Word line break or a page break between two words must keep them apart.
+_SPACE_LIKE = "\x0b\x0c\x1c-\x1f\x85"
+#: Characters no reader should get and XML 1.0 (the feed) forbids or discourages:
+#: C0 controls but tab, LF and CR; DEL and C1; lone surrogates; U+FFFE and U+FFFF.
+UNWANTED_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SPACE = re.compile(f"[{_SPACE_LIKE}]")
+_URL_BREAKS = re.compile("[\t\n\r]")
+#: The only link schemes a source may give readers; ``javascript:``, ``data:`` and
+#: the rest would be live links in e-mail, Telegram and the feed.
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def clean_text(value: Any) -> Any:
+    """Return ``value`` with unwanted characters removed from every string in it.
+
+    Space-like controls become a space; lists, tuples and dicts are cleaned
+    recursively (keys too). Anything else is returned as it is.
+    """
+    if isinstance(value, str):
+        if UNWANTED_CHARACTERS.search(value) is None:  # nearly always: no copy
+            return value
+        return UNWANTED_CHARACTERS.sub("", _SPACE.sub(" ", value))
+    if isinstance(value, list | tuple):
+        return type(value)(clean_text(part) for part in value)
+    if isinstance(value, dict):
+        return {clean_text(k): clean_text(v) for k, v in value.items()}
+    return value
+
+
+def web_link(url: str | None) -> str | None:
+    """Return ``url`` trimmed if it is an absolute http(s) link with a host, else None."""
+    if url is None:
+        return None
+    # Browsers drop tabs and line breaks anywhere in a URL; so do we, before judging it.
+    url = _URL_BREAKS.sub("", url.strip())
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an invalid IPv6 host, a bad port
+        return None
+    return url if parts.scheme.lower() in WEB_SCHEMES and parts.hostname else None
+
 
 class Item(BaseModel):
     """One publication from one source, normalised.
@@ -90,6 +135,19 @@ class Item(BaseModel):
     tags: tuple[str, ...] = ()
     raw: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("*")
+    @classmethod
+    def _clean(cls, value: Any, info: ValidationInfo) -> Any:
+        # Once, here, for every channel: a NUL from a source made the feed answer 500.
+        # ``raw`` stays as received: it is evidence, stored as escaped JSON, never shown.
+        return value if info.field_name == "raw" else clean_text(value)
+
+    @field_validator("url")
+    @classmethod
+    def _web_link(cls, value: str | None) -> str | None:
+        # A link that is not http(s) is dropped, not the item: the alert still matters.
+        return web_link(value)
+
     @field_validator("published_at", "deadline")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
@@ -114,6 +172,13 @@ class Change(BaseModel):
 
     before: Any
     after: Any
+
+    @field_validator("before", "after")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        # Values come from cleaned items, but events stored before items were
+        # cleaned still hold control characters that would break the feed.
+        return clean_text(value)
 
 
 class Event(BaseModel):
@@ -153,6 +218,24 @@ def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
 
 def _json_column() -> Any:
     return SQLField(default_factory=dict, sa_column=Column(sa.JSON, nullable=False))
+
+
+def new_public_id() -> str:
+    """A random identity for the outside world (22 URL-safe characters), never reused."""
+    return secrets.token_urlsafe(16)
+
+
+def new_secret() -> str:
+    """A random per-row secret that signed links are bound to."""
+    return secrets.token_urlsafe(24)
+
+
+def _random_column(factory: Any, *, unique: bool = False) -> Any:
+    # Nullable so that ``agent.db`` can add it to an older database (and fill
+    # it in); the Python default fills it on every insert, ORM or Core. A
+    # unique column gets a unique index, which ``agent.db`` can add later too.
+    column = Column(sa.String, nullable=True, unique=unique, index=unique, default=factory)
+    return SQLField(default_factory=factory, sa_column=column)
 
 
 class StoredItem(SQLModel, table=True):
@@ -222,12 +305,27 @@ class SourceState(SQLModel, table=True):
     failing_since: datetime | None = _utc_column()
     items_seen: int = 0
     last_item_count: int = 0
+    #: Malformed records the last successful poll left out; ``None`` before any was
+    #: counted (nullable, so an older database gains the column).
+    last_skipped: int | None = None
 
 
 class Subscription(SQLModel, table=True):
-    """A person's or team's standing request: a rule, channels and a cadence."""
+    """A person's or team's standing request: a rule, channels and a cadence.
+
+    Links name it by ``public_id``, never by ``id``: SQLite gives a deleted
+    row's id to the next row unless the table is AUTOINCREMENT, which only
+    new databases get.
+    """
+
+    # AUTOINCREMENT: a new database never hands a deleted row's id out again.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = SQLField(default=None, primary_key=True)
+    #: Random and never reused: what signed links name (``agent.links``).
+    public_id: str | None = _random_column(new_public_id, unique=True)
+    #: Signed links are bound to it; a new value revokes every link given out.
+    link_secret: str | None = _random_column(new_secret)
     name: str = SQLField(unique=True)
     #: The rule: structured fields and query string, as ``agent.rules.RuleSpec`` JSON.
     rule: dict[str, Any] = _json_column()
@@ -251,9 +349,15 @@ class Delivery(SQLModel, table=True):
     Unique on (subscription, event, channel), so re-matching cannot duplicate it.
     """
 
-    __table_args__ = (UniqueConstraint("subscription_id", "event_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", "channel"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = SQLField(default=None, primary_key=True)
+    #: Random and never reused: e-mail Message-IDs are made of it, so a resend
+    #: of the row keeps its Message-ID and no other message ever shares it.
+    message_token: str | None = _random_column(new_public_id, unique=True)
     subscription_id: int = SQLField(foreign_key="subscription.id", index=True)
     event_id: int = SQLField(foreign_key="event.id", index=True)
     channel: str

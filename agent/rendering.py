@@ -54,6 +54,8 @@ class Alert:
     #: Why it matched (``agent.rules.Reason.to_dict()``s); may be empty.
     reasons: list[dict[str, Any]]
     created_at: datetime
+    #: The delivery's random ``message_token``, which e-mail Message-IDs are made of.
+    message_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ class Renderer:
         reader = self._reader(recipient, alerts, now)
         views = [view(alert, reader) for alert in alerts]
         if channel == "email":
-            return [self._email(recipient, reader, views)]
+            return [self._email(recipient, reader, views, [a.message_token for a in alerts])]
         if channel == "telegram":
             return self._telegram(recipient, reader, views)
         if channel == "rss":
@@ -178,7 +180,13 @@ class Renderer:
         names = [f"{channel}/{lang}/{name}", f"{channel}/{name}"]
         return self._env.select_template(names).render(context).strip()
 
-    def _email(self, recipient: Recipient, reader: Reader, views: list[ItemView]) -> Outgoing:
+    def _email(
+        self,
+        recipient: Recipient,
+        reader: Reader,
+        views: list[ItemView],
+        tokens: list[str | None],
+    ) -> Outgoing:
         context = self._context(recipient, reader) | {"items": views}
         subject = " ".join(self._template("email", "subject.txt", context).split())
         body_html = css_inline.inline(
@@ -195,14 +203,22 @@ class Renderer:
             text=self._template("email", "body.txt", context) + "\n",
             html=body_html,
             language=reader.language,
-            message_id=self._message_id(ids),
+            message_id=self._message_id(tokens),
             headers=headers,
         )
         return Outgoing(message, ids)
 
-    def _message_id(self, ids: tuple[int, ...]) -> str:
-        digest = hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:16]
-        return f"<sa-{ids[0]}-{digest}@{self.mail_domain}>"
+    def _message_id(self, tokens: Sequence[str | None]) -> str | None:
+        """The same Message-ID for the same deliveries, never for others.
+
+        Made of the deliveries' random tokens, not their row ids, which a
+        database may hand out again. Without tokens the channel picks a
+        random one (alerts built outside the outbox).
+        """
+        if not all(tokens):
+            return None
+        joined = ",".join(sorted(token for token in tokens if token))
+        return f"<sa-{hashlib.sha256(joined.encode()).hexdigest()[:32]}@{self.mail_domain}>"
 
     def _telegram(
         self, recipient: Recipient, reader: Reader, views: list[ItemView]

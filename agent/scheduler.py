@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.config import Config
+from agent.keys import require_key
 from agent.service import Agent
 from agent.web import create_app
 
@@ -125,8 +126,13 @@ def _every(
     )
 
 
-async def serve_forever(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def serve_forever(config: Config, *, local_trial: bool = False) -> None:
+    """Serve until SIGINT or SIGTERM; refuse to without a secret signing key.
+
+    ``local_trial`` lets it start anyway, with a warning that its links are
+    not safe to hand out.
+    """
+    require_key(config, local_trial=local_trial)
     async with Agent.open(config) as agent:
         app = create_app(
             agent.db, agent.renderer, agent.links, sources=config.sources, clock=agent.clock

@@ -21,10 +21,10 @@ from sqlalchemy.engine import Engine
 from agent import db as database
 from agent.config import Config
 from agent.dispatch import DispatchResult, dispatch
-from agent.errors import SourceError
+from agent.keys import links_for
 from agent.links import Links
 from agent.matching import Matcher
-from agent.pipeline import PollResult, poll
+from agent.pipeline import PollResult, describe_failure, poll
 from agent.rendering import Renderer
 from notifiers import Notifier
 
@@ -79,7 +79,7 @@ class Agent:
             if with_channels:
                 for name, notifier in config.notifiers.enabled().items():
                     notifiers[name] = await stack.enter_async_context(notifier)
-            links = Links(config.agent.public_url, config.agent.signing_key.get_secret_value())
+            links = links_for(config, clock=clock)
             renderer = Renderer(
                 config.path(config.agent.templates_dir),
                 site_name=config.agent.site_name,
@@ -129,10 +129,11 @@ class Agent:
                 continue
             try:
                 batch = await source.poll(self.http, None)
-            except SourceError as exc:
-                checks.append(SourceCheck(name, False, 0, str(exc)))
+            except Exception as exc:  # as in ``pipeline.poll``: one source's crash is its failure
+                checks.append(SourceCheck(name, False, 0, describe_failure(exc)))
                 continue
-            checks.append(SourceCheck(name, True, len(batch.items), "ok"))
+            detail = f"ok; {batch.skipped} malformed records skipped" if batch.skipped else "ok"
+            checks.append(SourceCheck(name, True, len(batch.items), detail))
         return checks
 
 

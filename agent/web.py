@@ -1,7 +1,8 @@
 """The HTTP server: per-subscription feeds, one-click unsubscribe, and health.
 
 * ``GET /feeds/<token>.xml`` -- the subscription's Atom feed (ETag, 304);
-* ``GET|POST /unsubscribe/<signed id>`` -- a page, and RFC 8058 one-click;
+* ``GET|POST /unsubscribe/<signed token>`` -- a page, and RFC 8058 one-click
+  (``agent.links``: 404 unless genuine, 410 once expired);
 * ``GET /health`` -- every source's health and the outbox, as JSON; 200 when
   all is well, 503 while starting or degraded (``agent.health``);
 * ``GET /health/live`` -- 200 whenever the process answers.
@@ -25,7 +26,8 @@ from agent import outbox
 from agent.dispatch import alert_for, recipient_for
 from agent.health import ServiceStatus
 from agent.health import check as check_health
-from agent.links import Links
+from agent.links import Links, LinkState, Purpose
+from agent.links import parse as parse_token
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Renderer
 from watchers import Watcher
@@ -61,17 +63,18 @@ def create_app(
         return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
 
     async def unsubscribe(request: Request) -> Response:
-        sid = links.verify(request.path_params["token"])
+        token = parse_token(request.path_params["token"])
         with Session(db) as session:
-            sub = session.get(Subscription, sid) if sid is not None else None
-            if sub is None:
-                return HTMLResponse(_page("en", "Invalid link", "This link is not valid."), 404)
+            sub = _by_public_id(session, token.public_id) if token is not None else None
+            state = links.check(token, sub, Purpose.UNSUBSCRIBE)
+            if sub is None or sub.id is None or state is not LinkState.VALID:
+                return _refused(renderer, state, sub)
             name, language = sub.name, sub.language
             if request.method == "POST":
                 sub.active = False
                 sub.updated_at = clock()
                 session.add(sub)
-                outbox.cancel(session, sid or 0, reason="unsubscribed")
+                outbox.cancel(session, sub.id, reason="unsubscribed")
                 session.commit()
         texts = renderer.strings(language)
         if request.method == "POST":
@@ -110,6 +113,19 @@ def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
         .limit(FEED_SIZE)
     )
     return [alert_for(delivery, event) for delivery, event in session.exec(query).all()]
+
+
+def _by_public_id(session: Session, public_id: str) -> Subscription | None:
+    return session.exec(select(Subscription).where(Subscription.public_id == public_id)).first()
+
+
+def _refused(renderer: Renderer, state: LinkState, sub: Subscription | None) -> Response:
+    """A genuine but expired link says so (410); anything else is just not found (404)."""
+    if state is LinkState.EXPIRED and sub is not None:
+        texts = renderer.strings(sub.language)
+        page = _page(sub.language, texts["link_expired"], texts["link_expired_hint"])
+        return HTMLResponse(page, 410)
+    return HTMLResponse(_page("en", "Invalid link", "This link is not valid."), 404)
 
 
 def _page(language: str, title: str, body: str, *, raw: bool = False) -> str:

@@ -61,6 +61,8 @@ def alert(
         ),
         reasons=REASONS if reasons is None else reasons,
         created_at=NOW - timedelta(minutes=5),
+        # As the outbox stores one with each delivery: e-mail Message-IDs are made of it.
+        message_token=f"token-of-delivery-{delivery_id}",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from agent import subscriptions
 from agent.config import build_config
+from agent.links import Links
 from agent.models import Subscription
 from agent.service import Agent
 from agent.web import create_app
@@ -21,6 +22,7 @@ from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
+KEY = "web-test-signing-key"
 
 
 @dataclass
@@ -39,6 +41,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                     "database_url": f"sqlite:///{tmp_path / 'a.db'}",
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": "https://alerts.example.org",
+                    "signing_key": KEY,
                 },
                 "sources": {
                     "tenders": {"kind": "ckan", "base_url": source_url, "alert_on_first_poll": True}
@@ -124,6 +127,79 @@ async def test_a_forged_unsubscribe_link_changes_nothing(site: Site) -> None:
         stored = session.get(Subscription, sub.id)
         assert stored is not None
         assert stored.active
+
+
+def on_site(site: Site, link: str) -> str:
+    """A link the agent made, pointed at the test server."""
+    return link.replace("https://alerts.example.org", site.url)
+
+
+def still_active(site: Site, sub: Subscription) -> bool:
+    """Whether the stored subscription is still active."""
+    with Session(site.agent.db) as session:
+        stored = session.get(Subscription, sub.id)
+        assert stored is not None
+        return stored.active
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("%C2%B2", id="superscript two"),
+        pytest.param("1.%C2%B2", id="superscript signature"),
+        pytest.param("%D9%A1.0000", id="arabic-indic digit"),
+        pytest.param("9" * 5000 + ".0000", id="5000-digit id"),
+        pytest.param("1.%E2%80%AE0000", id="bidi control"),
+        pytest.param("%00", id="nul"),
+        pytest.param("a..b", id="empty middle part"),
+    ],
+)
+async def test_odd_tokens_are_not_found_not_a_crash(site: Site, path: str) -> None:
+    async with httpx.AsyncClient() as http:
+        shown = await http.get(f"{site.url}/unsubscribe/{path}")
+        posted = await http.post(f"{site.url}/unsubscribe/{path}")
+    assert (shown.status_code, posted.status_code) == (404, 404)
+    assert "not valid" in posted.text
+
+
+async def test_another_spelling_of_a_valid_token_is_not_found(site: Site) -> None:
+    sub = site.subs["he"]
+    link = on_site(site, site.agent.links.unsubscribe_url(sub))
+    base, token = link.rsplit("/", 1)
+    public_id, expires, signature = token.split(".")
+    async with httpx.AsyncClient() as http:
+        for spelling in (f"{public_id}.000{expires}.{signature}", token.upper(), token + "0"):
+            answer = await http.post(f"{base}/{spelling}")
+            assert answer.status_code == 404, spelling
+    assert still_active(site, sub)
+
+
+async def test_a_manage_link_does_not_unsubscribe(site: Site) -> None:
+    sub = site.subs["en"]
+    manage = site.agent.links.manage_url(sub).rsplit("/", 1)[1]
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{site.url}/unsubscribe/{manage}")
+    assert answer.status_code == 404
+    assert still_active(site, sub)
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [("he", "תוקף הקישור פג"), ("ar", "انتهت صلاحية هذا الرابط"), ("en", "This link has expired")],
+)
+async def test_an_expired_link_says_so_and_changes_nothing(
+    site: Site, language: str, message: str
+) -> None:
+    sub = site.subs[language]
+    long_ago = Links(site.url, KEY, clock=lambda: NOW - timedelta(days=400))
+    link = long_ago.unsubscribe_url(sub)
+    async with httpx.AsyncClient() as http:
+        shown = await http.get(link)
+        posted = await http.post(link, data={"List-Unsubscribe": "One-Click"})
+    assert (shown.status_code, posted.status_code) == (410, 410)
+    assert message in posted.text
+    assert f'lang="{language}"' in posted.text
+    assert still_active(site, sub)
 
 
 async def test_health_reports_sources_and_the_outbox(site: Site) -> None:
