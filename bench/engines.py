@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from agent.matching import quiet_gc
 from agent.models import Event

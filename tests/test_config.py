@@ -70,6 +70,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("SMART_AGENT_AGENT__SIGNING_KEY", "from-env")
     monkeypatch.setenv("SMART_AGENT_AGENT__PUBLIC_URL", "https://env.example")
     config = load_config(path)
+    assert config.agent.signing_key is not None
     assert config.agent.signing_key.get_secret_value() == "from-env"
     assert config.agent.public_url == "https://env.example"
 

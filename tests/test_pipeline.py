@@ -82,7 +82,7 @@ def server() -> Server:
 
 @pytest.fixture
 def served(server: Server) -> Iterator[str]:
-    with serve(server) as url:  # type: ignore[arg-type]
+    with serve(server) as url:
         yield url
 
 

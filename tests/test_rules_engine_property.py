@@ -66,7 +66,7 @@ atom = st.one_of(
 def queries(draw: st.DrawFn, depth: int = 2) -> str:
     """A random query: atoms, negations, implicit AND, OR and groups."""
     if depth == 0 or draw(st.booleans()):
-        return draw(atom)
+        return str(draw(atom))
     parts = draw(st.lists(queries(depth - 1), min_size=1, max_size=3))
     parts = [
         f"-{p}" if not p.startswith("-") and draw(st.booleans()) and len(parts) > 1 else p
@@ -86,7 +86,7 @@ def rules() -> st.SearchStrategy[Node]:
         change_min_amount=st.sampled_from([None, 1e6]),
         change_min_percent=st.sampled_from([None, 10.0]),
     )
-    return st.one_of(queries().map(parse_query), spec.map(_compiled).filter(bool))  # type: ignore[arg-type]
+    return st.one_of(queries().map(parse_query), spec.map(_compiled).filter(bool))
 
 
 def _compiled(spec: RuleSpec) -> Node | None:

@@ -58,7 +58,7 @@ def test_ngo_rule_ignores_updates() -> None:
 
 
 def test_reasons_say_which_words_and_values_matched() -> None:
-    reasons = evaluate(parse_query(NGO_QUERY), event(**CLOUD_TENDER), NOW)
+    reasons = evaluate(parse_query(NGO_QUERY), event(EventType.NEW, **CLOUD_TENDER), NOW)
     assert reasons is not None
     assert reasons[0] == Reason("מחשוב", field="title", term="מחשוב", matched="ומחשוב")
     assert reasons[1] == Reason(
