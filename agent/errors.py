@@ -3,11 +3,14 @@
 * AgentError
   + ConfigError              -- the configuration is invalid; fix it and restart (exit 2).
   + RuleError                -- a subscription rule is malformed; says where.
+    - RuleLimitError         -- over a size limit or holding a control character; one line.
   + SourceError              -- a source could not be polled this time; state is kept.
     - SourceBlocked          -- the source answered with a challenge page or 403.
   + DeliveryError            -- a message was not delivered; retried later.
     - RateLimited            -- the channel asked us to wait ``retry_after`` seconds.
     - PermanentDeliveryError -- retrying will not help (bad address, bot blocked).
+  + StorageError             -- the database cannot be opened or written; that step is rolled back.
+    - DatabaseLocked         -- another process held the database past the busy timeout.
 
 Library exceptions are translated into these at the plugin boundary with
 ``raise ... from exc``; anything else that escapes is a bug.
@@ -49,6 +52,19 @@ class RuleError(AgentError):
         return f"{self.message} (at position {self.position})\n  {self.query}\n  {caret}"
 
 
+class RuleLimitError(RuleError):
+    """A rule over a size limit (length, nesting, terms, values) or holding a control character.
+
+    Said in one line with the position: the query is not echoed, as it may be
+    huge or hold characters a terminal would act on.
+    """
+
+    def describe(self) -> str:
+        """Return the message and the position, on one line."""
+        where = "" if self.position is None else f" (at position {self.position})"
+        return self.message + where
+
+
 class SourceError(AgentError):
     """A source could not be polled this time; no item state is changed."""
 
@@ -77,3 +93,17 @@ class PermanentDeliveryError(DeliveryError):
     """Retrying will not help: the address is refused or the bot was blocked."""
 
     retryable = False
+
+
+class StorageError(AgentError):
+    """The database cannot be opened, read or written: said in one line, with the cause.
+
+    What the failing step was writing is rolled back, so once the cause is
+    fixed (a path, space on the disk, a lock released) the run is repeated.
+    """
+
+
+class DatabaseLocked(StorageError):
+    """Another process kept the database locked for longer than the busy timeout."""
+
+    retryable = True

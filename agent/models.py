@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import Column, SQLModel, UniqueConstraint
 from sqlmodel import Field as SQLField
 
@@ -83,7 +83,8 @@ def clean_text(value: Any) -> Any:
     recursively (keys too). Anything else is returned as it is.
     """
     if isinstance(value, str):
-        if UNWANTED_CHARACTERS.search(value) is None:  # nearly always: no copy
+        # Nearly always nothing to do, and no copy; every unwanted character is unprintable.
+        if value.isprintable() or UNWANTED_CHARACTERS.search(value) is None:
             return value
         return UNWANTED_CHARACTERS.sub("", _SPACE.sub(" ", value))
     if isinstance(value, list | tuple):
@@ -135,12 +136,14 @@ class Item(BaseModel):
     tags: tuple[str, ...] = ()
     raw: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("*")
+    @model_validator(mode="before")
     @classmethod
-    def _clean(cls, value: Any, info: ValidationInfo) -> Any:
+    def _clean(cls, data: Any) -> Any:
         # Once, here, for every channel: a NUL from a source made the feed answer 500.
         # ``raw`` stays as received: it is evidence, stored as escaped JSON, never shown.
-        return value if info.field_name == "raw" else clean_text(value)
+        if not isinstance(data, dict):
+            return data
+        return {name: value if name == "raw" else clean_text(value) for name, value in data.items()}
 
     @field_validator("url")
     @classmethod

@@ -13,6 +13,13 @@ from agent.rules.describe import describe
 from agent.rules.document import document_frequency
 from agent.rules.evaluate import Match, Reason, evaluate
 from agent.rules.index import Engine
+from agent.rules.limits import (
+    MAX_DEPTH,
+    MAX_QUERY_LENGTH,
+    MAX_TERMS,
+    MAX_VALUE_LENGTH,
+    MAX_VALUES,
+)
 from agent.rules.spec import RuleSpec
 from agent.rules.syntax import parse_query
 from agent.rules.tree import (
@@ -30,6 +37,11 @@ from agent.rules.tree import (
 )
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_QUERY_LENGTH",
+    "MAX_TERMS",
+    "MAX_VALUES",
+    "MAX_VALUE_LENGTH",
     "And",
     "Change",
     "Compare",

@@ -7,6 +7,10 @@ equivalent query string give equal trees.
 Budget-change thresholds: ``change_min_amount`` and ``change_min_percent``
 together mean *either* (|net change| ≥ amount OR ≥ percent of the base);
 ``change_direction`` then applies to both. They match budget changes only.
+
+Sizes are limited (``limits``): at most ``MAX_VALUES`` values a field, each
+at most ``MAX_VALUE_LENGTH`` characters, finite thresholds, and the query's
+own limits; ``compile()`` refuses a rule over them with ``RuleLimitError``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.errors import RuleError
+from agent.rules import limits
 from agent.rules.clauses import field_values
 from agent.rules.syntax import parse_query
 from agent.rules.tree import (
@@ -57,6 +62,7 @@ class RuleSpec(BaseModel):
 
     def compile(self) -> Node:
         """Return the rule tree; raise ``RuleError`` naming the bad field or query position."""
+        self._check_sizes()
         parts: list[Node] = [parse_query(self.query)] if self.query.strip() else []
         for name, field, negate in _VALUE_FIELDS:
             values: list[str] = getattr(self, name)
@@ -72,6 +78,17 @@ class RuleSpec(BaseModel):
         if not _has_positive(node):
             raise RuleError("the rule only excludes: add a word or a filter it must match")
         return node
+
+    def _check_sizes(self) -> None:
+        """Refuse fields over the size limits, before anything is built from them."""
+        limits.check_query_text(self.query)
+        for name, _field, _negate in _VALUE_FIELDS:
+            limits.check_values(name, getattr(self, name))
+        limits.check_values("event_types", self.event_types)
+        if self.follow is not None:
+            limits.check_values("follow", [self.follow])
+        for name in _NUMBER_FIELDS:
+            limits.check_number(name, getattr(self, name))
 
     def _numbers(self) -> list[Node]:
         nodes: list[Node] = []
@@ -107,6 +124,16 @@ _VALUE_FIELDS = (
     ("statuses", "status", False),
     ("tags", "tag", False),
     ("budget_codes", "code", False),
+)
+
+#: The numeric ``RuleSpec`` attributes.
+_NUMBER_FIELDS = (
+    "amount_min",
+    "amount_max",
+    "min_days_left",
+    "closing_within_days",
+    "change_min_amount",
+    "change_min_percent",
 )
 
 

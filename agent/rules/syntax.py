@@ -11,7 +11,9 @@ Grammar (implicit AND binds tighter than OR; ``-x`` is ``NOT x``)::
              | ("title" | "description") ":" primary
 
 A ``"`` between two letters is gershayim (צה"ל), not a quote. Every error is
-a ``RuleError`` carrying the query and the character position.
+a ``RuleError`` carrying the query and the character position. Size limits
+(``limits``) are checked before parsing and, for nesting, before each
+recursive step, so no query can exhaust Python's stack.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from agent.errors import RuleError
+from agent.rules import limits
 from agent.rules.syntax_fields import field_clause
 from agent.rules.tree import Node, Not, all_of, any_of
 
@@ -40,16 +43,18 @@ class Token:
 def parse_query(text: str) -> Node:
     """Parse a query string into a rule tree; raise ``RuleError`` with the position."""
     try:
+        limits.check_query_text(text)
         tokens = _lex(text)
         if not tokens:
             raise RuleError("the query is empty", position=0)
+        limits.check_terms([t.pos for t in tokens if t.kind in ("WORD", "PHRASE")])
         parser = Parser(tokens)
         node = parser.or_expr()
         if parser.peek() is not None:
             raise RuleError("unmatched ')'", position=tokens[parser.at].pos)
         return node
     except RuleError as exc:
-        raise RuleError(exc.message, query=text, position=exc.position) from None
+        raise type(exc)(exc.message, query=text, position=exc.position) from None
 
 
 class Parser:
@@ -58,6 +63,8 @@ class Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.at = 0
+        #: Parentheses, NOTs and field clauses around the current term.
+        self.depth = 0
 
     def peek(self) -> Token | None:
         """Return the next token without consuming it."""
@@ -89,13 +96,19 @@ class Parser:
         return all_of(nodes)
 
     def unary(self) -> Node:
-        """Parse NOT x, -x, or a primary."""
+        """Parse NOT x, -x, or a primary; every level of nesting passes here."""
         token = self.peek()
-        if token is not None and token.kind in ("NOT", "-"):
-            self.take()
-            self._expect_operand(token)
-            return Not(self.unary())
-        return self.primary()
+        if self.depth > limits.MAX_DEPTH:
+            raise limits.too_deep(token.pos if token is not None else self._end())
+        self.depth += 1
+        try:
+            if token is not None and token.kind in ("NOT", "-"):
+                self.take()
+                self._expect_operand(token)
+                return Not(self.unary())
+            return self.primary()
+        finally:
+            self.depth -= 1
 
     def primary(self) -> Node:
         """Parse a group, a phrase, a word or a field clause."""

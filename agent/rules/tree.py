@@ -135,6 +135,9 @@ def load_node(data: dict[str, Any]) -> Node:
         return _load(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RuleError(f"malformed compiled rule: {exc!r}") from exc
+    except RecursionError:
+        # Only a stored tree edited by hand can be this deep: ``parse_query`` limits nesting.
+        raise RuleError("malformed compiled rule: nested too deeply") from None
 
 
 def _load(data: dict[str, Any]) -> Node:
