@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import tomllib
+import unicodedata
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,14 @@ class SubscriptionInput(BaseModel):
         rule = {k: v for k, v in data.items() if k in rule_keys}
         rest = {k: v for k, v in data.items() if k not in rule_keys}
         return {**rest, "rule": rule}
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        # Names go into subjects, pages and headers: no control characters there.
+        if any(unicodedata.category(char) == "Cc" for char in value):
+            raise ValueError("must not contain control characters or line breaks")
+        return value.strip()
 
     @field_validator("email")
     @classmethod
@@ -151,6 +160,8 @@ def read_file(path: Path, *, available: Collection[str]) -> list[SubscriptionInp
         data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise AgentError(f"{path}: cannot be parsed: {exc}") from exc
+    except RecursionError as exc:
+        raise AgentError(f"{path}: cannot be parsed: nested too deeply") from exc
     entries = data.get("subscriptions", []) if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise AgentError(f"{path}: 'subscriptions' must be a list")

@@ -17,6 +17,7 @@ from tests.user import User, config_text
     [
         pytest.param({"name": "x" * (MAX_NAME_LENGTH + 1)}, "name", id="name too long"),
         pytest.param({"name": ""}, "name", id="empty name"),
+        pytest.param({"name": "ngo\r\nBcc: x"}, "name", id="line break in a name"),
         pytest.param(
             {"channels": ["email"], "email": "team@ngo.example\r\nBcc: all@example.org"},
             "email",
@@ -33,6 +34,11 @@ from tests.user import User, config_text
 def test_bad_fields_are_refused_naming_the_field(fields: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         SubscriptionInput.model_validate({"name": "ngo", "query": "ענן", **fields})
+
+
+def test_a_name_with_direction_marks_is_fine() -> None:
+    name = "\u200fצוות ה-NGO\u200f (\u2068ענן\u2069)"
+    assert SubscriptionInput.model_validate({"name": name, "query": "ענן"}).name == name
 
 
 @pytest.mark.parametrize("chat", ["-1001234567890", "123456789", "@ngo_team_alerts"])
@@ -59,3 +65,10 @@ def test_add_refuses_a_long_name_in_one_line(tmp_path: Path) -> None:
     result = user.run("subscriptions", "add", "n" * 1000, "-q", "ענן", "--channel", "rss", code=1)
     assert "name" in result.stderr
     assert user.run("subscriptions", "list").stdout.strip() in ("", "no subscriptions")
+
+
+def test_a_deeply_nested_json_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "subs.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(AgentError, match="nested too deeply"):
+        read_file(path, available=["rss"])
