@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
 
+import notifiers
 from agent import subscriptions
 from agent.cli import all_subscriptions, cli, config_of, echo_json, session_of
 from agent.cli_rules import rule_options
@@ -17,11 +19,19 @@ from agent.links import Links
 from agent.rules import describe
 from agent.service import utcnow
 
-#: The option each addressed channel needs: (parameter, as written on the command line).
+#: The option each addressed channel needs: channel → (parameter, option), from the registry.
 _ADDRESS_OPTIONS = {
-    "email": ("email", "--email ADDRESS"),
-    "telegram": ("telegram_chat_id", "--telegram CHAT_ID"),
+    name: (cls.address_field, f"--{cls.address_option}")
+    for name, cls in notifiers.CHANNELS.items()
+    if cls.address_field and cls.address_option
 }
+
+
+def address_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add ``--<option> ADDRESS`` for every addressed channel (``--email``, ``--telegram``)."""
+    for name, (field, option) in reversed(_ADDRESS_OPTIONS.items()):
+        command = click.option(option, field, help=f"Address for the {name} channel.")(command)
+    return command
 
 
 @cli.group("subscriptions")
@@ -41,8 +51,7 @@ def subscriptions_group() -> None:
     type=click.Choice(subscriptions.CHANNELS),
     help="Where alerts go (repeatable; at least one).",
 )
-@click.option("--email", help="Address for the email channel.")
-@click.option("--telegram", "telegram_chat_id", help="Chat id for the telegram channel.")
+@address_options
 @click.option(
     "--language", type=click.Choice(subscriptions.LANGUAGES), default="he", show_default=True
 )

@@ -156,8 +156,10 @@ def format_errors(exc: ValidationError) -> str:
     """Render pydantic errors as ``  key.path: what was expected (got value)`` lines."""
     lines = []
     for error in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in error["loc"])
         given = error.get("input")
         shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
-        lines.append(f"  {key}: {error['msg']}{shown}")
+        # Our own checks raise ValueError, whose text already says what is wrong.
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}{shown}" if key else f"  {message}{shown}")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+import notifiers
 from agent import outbox
 from agent.errors import DatabaseLocked, DeliveryError, PermanentDeliveryError, StorageError
 from agent.links import Links
@@ -219,8 +220,7 @@ def recipient_for(sub: Subscription, address: str, links: Links) -> Recipient:
 
 
 def _address(sub: Subscription, channel: str) -> str | None:
-    if channel == "email":
-        return sub.email
-    if channel == "telegram":
-        return sub.telegram_chat_id
-    return sub.feed_token
+    # A feed is addressed by the subscription's own token, not by an address.
+    if notifiers.channel(channel).address_field is None:
+        return sub.feed_token
+    return (sub.addresses or {}).get(channel)

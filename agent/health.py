@@ -68,6 +68,7 @@ class SourceHealth:
             "consecutive_failures": state.consecutive_failures,
             "last_error": state.last_error,
             "last_item_count": state.last_item_count,
+            "last_skipped": state.last_skipped or 0,
         }
 
 

@@ -335,8 +335,11 @@ class Subscription(SQLModel, table=True):
     #: The compiled rule tree, so a restart does not re-parse (``agent.rules``).
     compiled: dict[str, Any] = _json_column()
     channels: list[str] = SQLField(default_factory=list, sa_column=Column(sa.JSON))
-    email: str | None = None
-    telegram_chat_id: str | None = None
+    #: Where each addressed channel delivers, by channel name (an e-mail address, a
+    #: chat id); a feed channel is addressed by ``feed_token`` instead.
+    addresses: dict[str, str] = SQLField(
+        default_factory=dict, sa_column=Column(sa.JSON, nullable=True)
+    )
     language: str = "he"
     cadence: str = "immediate"
     feed_token: str = SQLField(unique=True, index=True)

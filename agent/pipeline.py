@@ -3,7 +3,11 @@
 No transaction is open across the network: the cursor is read, the session
 closed, the watcher awaited, and then items, events, deliveries and the new
 cursor are committed together. A failed poll changes no item and is recorded
-as a source-health failure, never read as "the items disappeared".
+as a source-health failure, never read as "the items disappeared". Whatever a
+watcher raises, not only ``SourceError``, fails that source alone: one broken
+answer must not stop the other sources or the dispatch after them. A
+``StorageError`` while saving is not the source's failure: the run stops and
+reports it, and nothing of that poll is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sqlmodel import Session
 
 from agent import outbox, store
 from agent.config import AgentSettings
-from agent.errors import SourceError
+from agent.errors import SourceError, StorageError
 from agent.matching import Matcher
 from agent.models import EventType, SourceState
 from watchers import Batch, Watcher
@@ -39,6 +43,8 @@ class PollResult:
     deliveries: int = 0
     baseline: bool = False
     error: str | None = None
+    #: Malformed records the watcher left out.
+    skipped: int = 0
 
 
 async def poll(
@@ -60,39 +66,67 @@ async def poll(
     try:
         batch = await watcher.poll(http, cursor)
         _check_not_emptied(batch, had_items)
-    except SourceError as exc:
-        logger.warning("source %s failed: %s", name, exc)
-        _record_failure(db, name, str(exc), now=now)
-        return PollResult(name, ok=False, error=str(exc))
-    with Session(db) as session:
-        recorded = store.record(
-            session,
-            name,
-            batch.items,
-            now=now,
-            closing_window=settings.closing_soon_window,
-            silent=silent,
-        )
-        matcher.sync(session)
-        rows = [
-            row
-            for rec in recorded
-            for row in _deliveries(matcher, rec, channels=channels, settings=settings, now=now)
-        ]
-        queued = outbox.enqueue(session, rows)
-        # Closing-soon events come from the clock, not the source: they are not news.
-        news = silent or any(r.event.type is not EventType.CLOSING_SOON for r in recorded)
-        _record_success(session, name, batch, now=now, news=news)
-        session.commit()
+    except Exception as exc:  # any crash of one source is that source's failure (see above)
+        error = describe_failure(exc)
+        logger.warning("source %s failed: %s", name, error)
+        logger.debug("source %s failed", name, exc_info=exc)
+        _record_failure(db, name, error, now=now)
+        return PollResult(name, ok=False, error=error)
+    try:
+        with Session(db) as session:
+            recorded = store.record(
+                session,
+                name,
+                batch.items,
+                now=now,
+                closing_window=settings.closing_soon_window,
+                silent=silent,
+            )
+            matcher.sync(session)
+            rows = [
+                row
+                for rec in recorded
+                for row in _deliveries(matcher, rec, channels=channels, settings=settings, now=now)
+            ]
+            queued = outbox.enqueue(session, rows)
+            # Closing-soon events come from the clock, not the source: they are not news.
+            news = silent or any(r.event.type is not EventType.CLOSING_SOON for r in recorded)
+            _record_success(session, name, batch, now=now, news=news)
+            session.commit()
+    except StorageError as exc:
+        # The database, not the source: the transaction rolled back, so nothing
+        # of this poll is kept and the next run reads the same answer again.
+        # Recording a source failure would blame the source (and need a write).
+        raise type(exc)(f"{exc}; nothing of the poll of {name} was saved") from exc
     logger.info(
-        "source %s: %d items, %d events, %d alerts queued%s",
+        "source %s: %d items, %d events, %d alerts queued%s%s",
         name,
         len(batch.items),
         len(recorded),
         queued,
+        f", {batch.skipped} malformed records skipped" if batch.skipped else "",
         " (baseline)" if silent else "",
     )
-    return PollResult(name, True, len(batch.items), len(recorded), queued, baseline=silent)
+    return PollResult(
+        name,
+        True,
+        len(batch.items),
+        len(recorded),
+        queued,
+        baseline=silent,
+        skipped=batch.skipped,
+    )
+
+
+#: A failure message longer than this is cut: it is stored and shown in ``/health``.
+MAX_ERROR_LENGTH = 1000
+
+
+def describe_failure(exc: Exception) -> str:
+    """Say in one line why a poll failed; an unexpected exception is named by its type."""
+    text = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
 
 
 def _check_not_emptied(batch: Batch, had_items: int) -> None:
@@ -144,6 +178,7 @@ def _record_success(
     state.consecutive_failures = 0
     state.failing_since = None
     state.last_item_count = len(batch.items)
+    state.last_skipped = batch.skipped
     state.items_seen += len(batch.items)
     session.add(state)
 

@@ -3,15 +3,18 @@
 A template is looked up first as ``<channel>/<lang>/<name>`` then as
 ``<channel>/<name>``, in the configured templates directory and then in the
 built-in one, so an admin may override one file for one language. Values are
-formatted by ``agent.views``; templates only lay them out. Telegram messages
-stay within the channel's size limit by splitting between items and, for one
-oversized item, by shortening its text before it is escaped, so no tag is cut.
+formatted by ``agent.views``; templates only lay them out.
+
+Each channel has any of ``subject.txt``, ``body.txt`` and ``body.html``, and
+its notifier's ``layout`` says how alerts are cut into messages: all in one,
+one each, or fitted within a size limit by splitting between items and, for
+one oversized item, by shortening its text before it is escaped, so no tag is
+cut. Nothing here names a channel.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -23,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from feedgen.feed import FeedGenerator
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from agent import i18n
 from agent.errors import RuleError
@@ -31,18 +40,14 @@ from agent.models import Event
 from agent.rules import load_node
 from agent.rules.explain import Scope, scope_of
 from agent.views import ItemView, Reader, shorten, view
-from notifiers.base import Message
+from notifiers import channel as channel_class
+from notifiers import feed_channels
+from notifiers.base import Batching, Layout, Message
 
 logger = logging.getLogger(__name__)
 
 #: The templates shipped with the service, the fallback for every lookup.
 BUILTIN_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-
-#: Telegram's limit on one message's text.
-TELEGRAM_MAX_LENGTH = 4096
-
-#: Up to this many alerts go to Telegram as separate messages; more become a digest.
-TELEGRAM_SEPARATE_UP_TO = 3
 
 
 @dataclass(frozen=True)
@@ -124,13 +129,16 @@ class Renderer:
             return []
         reader = self._reader(recipient, alerts, now)
         views = [view(alert, reader) for alert in alerts]
-        if channel == "email":
-            return [self._email(recipient, reader, views, [a.message_token for a in alerts])]
-        if channel == "telegram":
-            return self._telegram(recipient, reader, views)
-        if channel == "rss":
-            return [self._rss(recipient, reader, one) for one in views]
-        raise ValueError(f"no templates for channel {channel!r}")
+        tokens = {a.delivery_id: a.message_token for a in alerts}
+        layout = channel_class(channel).layout
+        cut = _Cutter(self, channel, layout, self._context(recipient, reader))
+        return [
+            Outgoing(
+                self._message(channel, layout, recipient, reader, group, tokens),
+                tuple(one.delivery_id for one in group),
+            )
+            for group in cut.groups(views)
+        ]
 
     def render_feed(
         self, recipient: Recipient, alerts: Sequence[Alert], *, updated_at: datetime
@@ -180,33 +188,43 @@ class Renderer:
         names = [f"{channel}/{lang}/{name}", f"{channel}/{name}"]
         return self._env.select_template(names).render(context).strip()
 
-    def _email(
+    def _message(
         self,
+        channel: str,
+        layout: Layout,
         recipient: Recipient,
         reader: Reader,
         views: list[ItemView],
-        tokens: list[str | None],
-    ) -> Outgoing:
-        context = self._context(recipient, reader) | {"items": views}
-        subject = " ".join(self._template("email", "subject.txt", context).split())
-        body_html = css_inline.inline(
-            self._template("email", "body.html", context), load_remote_stylesheets=False
-        )
-        ids = tuple(one.delivery_id for one in views)
-        headers = {"Auto-Submitted": "auto-generated", "Content-Language": reader.language}
-        if recipient.unsubscribe_url:
-            headers["List-Unsubscribe"] = f"<{recipient.unsubscribe_url}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message = Message(
+        tokens: dict[int, str | None],
+    ) -> Message:
+        context = self._context(recipient, reader) | {"items": views, "item": views[0]}
+        subject = " ".join(self.optional(channel, "subject.txt", context).split())
+        text = self.optional(channel, "body.txt", context)
+        body = self.optional(channel, "body.html", context) or None
+        if body is not None and layout.inline_css:
+            body = css_inline.inline(body, load_remote_stylesheets=False)
+        return Message(
             to=recipient.address,
             subject=subject,
-            text=self._template("email", "body.txt", context) + "\n",
-            html=body_html,
+            text=text + "\n" if text else "",
+            html=body,
             language=reader.language,
-            message_id=self._message_id(tokens),
-            headers=headers,
+            message_id=self._message_id([tokens.get(one.delivery_id) for one in views]),
+            unsubscribe_url=recipient.unsubscribe_url,
+            manage_url=recipient.manage_url,
         )
-        return Outgoing(message, ids)
+
+    def optional(self, channel: str, name: str, context: dict[str, Any]) -> str:
+        """Render ``channel``'s template ``name``, or return "" if the channel has none."""
+        try:
+            text = self._template(channel, name, context)
+        except TemplateNotFound:
+            return ""
+        if name.endswith(".html"):
+            # Jinja escapes quotes as numeric references; some channels (Telegram)
+            # know only &quot; by name, and every HTML reader knows it too.
+            text = text.replace("&#34;", "&quot;").replace("&#39;", "'")
+        return re.sub(r"\n{3,}", "\n\n", text)
 
     def _message_id(self, tokens: Sequence[str | None]) -> str | None:
         """The same Message-ID for the same deliveries, never for others.
@@ -215,86 +233,18 @@ class Renderer:
         database may hand out again. Without tokens the channel picks a
         random one (alerts built outside the outbox).
         """
-        if not all(tokens):
+        if not tokens or not all(tokens):
             return None
         joined = ",".join(sorted(token for token in tokens if token))
         return f"<sa-{hashlib.sha256(joined.encode()).hexdigest()[:32]}@{self.mail_domain}>"
 
-    def _telegram(
-        self, recipient: Recipient, reader: Reader, views: list[ItemView]
-    ) -> list[Outgoing]:
-        base = self._context(recipient, reader)
-        if len(views) <= TELEGRAM_SEPARATE_UP_TO:
-            groups = [[self._fit_one(base, one)] for one in views]
-        else:
-            groups = self._pack(base, views)
-        outgoing = []
-        for group in groups:
-            body = self._telegram_html(base, group)
-            message = Message(
-                to=recipient.address,
-                subject="",
-                text=telegram_plain(body),
-                html=body,
-                language=reader.language,
-            )
-            outgoing.append(Outgoing(message, tuple(one.delivery_id for one in group)))
-        return outgoing
-
-    def _pack(self, base: dict[str, Any], views: list[ItemView]) -> list[list[ItemView]]:
-        """Group items greedily into messages that fit, splitting only between items."""
-        groups: list[list[ItemView]] = []
-        current: list[ItemView] = []
-        for one in views:
-            if current and self._fits(base, [*current, one]):
-                current.append(one)
-                continue
-            if current:
-                groups.append(current)
-            current = [self._fit_one(base, one)]
-        groups.append(current)
-        return groups
-
-    def _fit_one(self, base: dict[str, Any], one: ItemView) -> ItemView:
-        """Shorten one item's text until its message fits: description, then the rest."""
-
-        def fits(candidate: ItemView) -> bool:
-            return self._fits(base, [candidate])
-
-        if fits(one):
-            return one
-        bare = replace(one, description="")
-        if fits(bare):
-            return _longest(fits, lambda n: replace(one, description=shorten(one.description, n)))
-        bare = replace(bare, changes=(), reasons=())
-        if fits(bare):
-            return bare
-        if fits(replace(bare, title="…")):
-            return _longest(fits, lambda n: replace(bare, title=shorten(bare.title, n)))
-        raise ValueError(f"the telegram template leaves no room within {TELEGRAM_MAX_LENGTH}")
-
-    def _fits(self, base: dict[str, Any], views: list[ItemView]) -> bool:
-        return len(self._telegram_html(base, views)) <= TELEGRAM_MAX_LENGTH
-
-    def _telegram_html(self, base: dict[str, Any], views: list[ItemView]) -> str:
-        text = self._template("telegram", "message.html", base | {"items": views})
-        # Telegram knows only &lt; &gt; &amp; &quot; by name; Jinja writes quotes as numbers.
-        text = text.replace("&#34;", "&quot;").replace("&#39;", "'")
-        return re.sub(r"\n{3,}", "\n\n", text)
-
-    def _rss(self, recipient: Recipient, reader: Reader, one: ItemView) -> Outgoing:
-        context = self._context(recipient, reader) | {"items": [one], "item": one}
-        title = " ".join(self._template("rss", "title.txt", context).split())
-        content = self._template("rss", "content.html", context)
-        message = Message(
-            to=recipient.address, subject=title, text=title, html=content, language=reader.language
-        )
-        return Outgoing(message, (one.delivery_id,))
-
     def _feed_entry(
         self, feed: FeedGenerator, recipient: Recipient, reader: Reader, alert: Alert
     ) -> None:
-        message = self._rss(recipient, reader, view(alert, reader)).message
+        [channel] = feed_channels()
+        one = view(alert, reader)
+        layout = channel_class(channel).layout
+        message = self._message(channel, layout, recipient, reader, [one], {})
         item = alert.event.item
         entry = feed.add_entry()
         key = f"{item.source}\x00{item.key}\x00{alert.event.dedup_key}"
@@ -320,15 +270,11 @@ def _scope(recipient: Recipient) -> Scope:
         return scope_of(None)
 
 
-def telegram_plain(body: str) -> str:
-    """Turn Telegram HTML into plain text: links become ``text (url)``, tags go."""
-    linked = re.sub(r'<a href="([^"]*)">(.*?)</a>', r"\2 (\1)", body, flags=re.DOTALL)
-    return html.unescape(re.sub(r"<[^>]+>", "", linked))
-
-
-def _longest(fits: Callable[[ItemView], bool], cut: Callable[[int], ItemView]) -> ItemView:
-    """Return ``cut(n)`` for the largest ``n`` that fits; ``cut(0)`` must fit."""
-    low, high = 0, TELEGRAM_MAX_LENGTH * 4
+def _longest(
+    fits: Callable[[ItemView], bool], cut: Callable[[int], ItemView], high: int
+) -> ItemView:
+    """Return ``cut(n)`` for the largest ``n <= high`` that fits; ``cut(0)`` must fit."""
+    low = 0
     while low < high:
         middle = (low + high + 1) // 2
         if fits(cut(middle)):
@@ -336,3 +282,69 @@ def _longest(fits: Callable[[ItemView], bool], cut: Callable[[int], ItemView]) -
         else:
             high = middle - 1
     return cut(low)
+
+
+@dataclass(frozen=True)
+class _Cutter:
+    """Cuts one recipient's alerts into groups, one message each, as the layout says."""
+
+    renderer: Renderer
+    channel: str
+    layout: Layout
+    context: dict[str, Any]
+
+    def groups(self, views: list[ItemView]) -> list[list[ItemView]]:
+        """Return the groups of items, in order."""
+        if self.layout.batching is Batching.EACH:
+            return [[one] for one in views]
+        if self.layout.max_length is None:
+            return [views]
+        if self.layout.batching is Batching.FIT and len(views) <= self.layout.separate_up_to:
+            return [[self._fit_one(one)] for one in views]
+        return self._pack(views)
+
+    def _pack(self, views: list[ItemView]) -> list[list[ItemView]]:
+        """Group items greedily into messages that fit, splitting only between items."""
+        groups: list[list[ItemView]] = []
+        current: list[ItemView] = []
+        for one in views:
+            if current and self._fits([*current, one]):
+                current.append(one)
+                continue
+            if current:
+                groups.append(current)
+            current = [self._fit_one(one)]
+        groups.append(current)
+        return groups
+
+    def _fit_one(self, one: ItemView) -> ItemView:
+        """Shorten one item's text until its message fits: description, then the rest."""
+
+        def fits(candidate: ItemView) -> bool:
+            return self._fits([candidate])
+
+        if fits(one):
+            return one
+        bare = replace(one, description="")
+        if fits(bare):
+            return _longest(
+                fits,
+                lambda n: replace(one, description=shorten(one.description, n)),
+                len(one.description),
+            )
+        bare = replace(bare, changes=(), reasons=())
+        if fits(bare):
+            return bare
+        if fits(replace(bare, title="…")):
+            return _longest(
+                fits, lambda n: replace(bare, title=shorten(bare.title, n)), len(bare.title)
+            )
+        limit = self.layout.max_length
+        raise ValueError(f"the {self.channel} templates leave no room within {limit} characters")
+
+    def _fits(self, views: list[ItemView]) -> bool:
+        context = self.context | {"items": views, "item": views[0]}
+        body = self.renderer.optional(self.channel, "body.html", context) or (
+            self.renderer.optional(self.channel, "body.txt", context)
+        )
+        return len(body) <= (self.layout.max_length or len(body))

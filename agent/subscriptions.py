@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,31 +29,31 @@ from pydantic import (
 )
 from sqlmodel import Session, select
 
+import notifiers
 from agent.config import format_errors
 from agent.errors import AgentError
 from agent.models import Delivery, Subscription
 from agent.rules import RuleSpec, dump_node
 
-Channel = Literal["email", "telegram", "rss"]
 Language = Literal["he", "ar", "en"]
 Cadence = Literal["immediate", "daily", "weekly"]
-#: The closed sets above as tuples, for help texts and click choices.
-CHANNELS: tuple[str, ...] = get_args(Channel)
+#: The closed sets, as tuples for help texts and click choices.
+CHANNELS: tuple[str, ...] = tuple(notifiers.CHANNELS)
 LANGUAGES: tuple[str, ...] = get_args(Language)
 CADENCES: tuple[str, ...] = get_args(Cadence)
+#: The input field of each addressed channel's address (``email``, ...), by channel.
+ADDRESS_FIELDS: dict[str, str] = {
+    name: field for name, cls in notifiers.CHANNELS.items() if (field := cls.address_field)
+}
 
 #: Names are shown in every message and page: long enough for a team's label.
 MAX_NAME_LENGTH = 200
-
-#: How to turn on a channel that is off by default.
-_HOW_TO_CONFIGURE = {
-    "telegram": "set the bot token in SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN "
-    "(see README, Channels: telegram)",
-}
+#: No address of any channel is longer than this.
+MAX_ADDRESS_LENGTH = 320
 
 
-def _default_channels() -> list[Channel]:
-    return ["rss"]
+def _default_channels() -> list[str]:
+    return notifiers.feed_channels()[:1]
 
 
 class SubscriptionInput(BaseModel):
@@ -63,10 +62,10 @@ class SubscriptionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
-    channels: list[Channel] = Field(default_factory=_default_channels, min_length=1)
-    email: str | None = None
-    #: A chat id (``-1001234567890``) or a public channel's ``@username``.
-    telegram_chat_id: str | None = Field(default=None, pattern=r"^(-?\d{1,20}|@\w{5,32})$")
+    channels: list[str] = Field(default_factory=_default_channels, min_length=1)
+    #: Each addressed channel's address, by channel; written in files and on the
+    #: command line under the channel's own field name (``email = ...``).
+    addresses: dict[str, str] = Field(default_factory=dict)
     language: Language = "he"
     cadence: Cadence = "immediate"
     rule: RuleSpec = Field(default_factory=RuleSpec)
@@ -80,7 +79,7 @@ class SubscriptionInput(BaseModel):
         rule_keys = set(RuleSpec.model_fields)
         rule = {k: v for k, v in data.items() if k in rule_keys}
         rest = {k: v for k, v in data.items() if k not in rule_keys}
-        return {**rest, "rule": rule}
+        return {**_gather_addresses(rest), "rule": rule}
 
     @field_validator("name")
     @classmethod
@@ -90,31 +89,51 @@ class SubscriptionInput(BaseModel):
             raise ValueError("must not contain control characters or line breaks")
         return value.strip()
 
-    @field_validator("email")
+    @field_validator("channels")
     @classmethod
-    def _valid_email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            # Syntax only: deliverability would need DNS, and the agent may run offline.
-            return validate_email(value, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(str(exc)) from exc
+    def _known_channels(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in notifiers.CHANNELS]
+        if unknown:
+            raise ValueError(f"no channel {unknown[0]!r}: the channels are {', '.join(CHANNELS)}")
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _addresses(self) -> SubscriptionInput:
-        if "email" in self.channels and not self.email:
-            raise ValueError("the email channel needs an 'email' address")
-        if "telegram" in self.channels and not self.telegram_chat_id:
-            raise ValueError("the telegram channel needs a 'telegram_chat_id'")
+        checked = {}
+        for name in self.channels:
+            field = ADDRESS_FIELDS.get(name)
+            if field is None:
+                continue
+            address = self.addresses.get(name)
+            if not address:
+                article = "an" if field[:1] in "aeiou" else "a"
+                raise ValueError(f"the {name} channel needs {article} '{field}'")
+            if len(address) > MAX_ADDRESS_LENGTH:
+                raise ValueError(f"{field}: at most {MAX_ADDRESS_LENGTH} characters")
+            try:
+                checked[name] = notifiers.channel(name).check_address(address)
+            except ValueError as exc:
+                raise ValueError(f"{field}: {exc}") from exc
+        self.addresses = checked
         return self
+
+
+def _gather_addresses(data: dict[str, Any]) -> dict[str, Any]:
+    """Move each channel's address field (``email = ...``) into ``addresses``."""
+    addresses = dict(data.get("addresses") or {})
+    rest = {k: v for k, v in data.items() if k != "addresses"}
+    for name, field in ADDRESS_FIELDS.items():
+        value = rest.pop(field, None)
+        if value is not None:
+            addresses[name] = value
+    return {**rest, "addresses": addresses}
 
 
 def check_channels(given: SubscriptionInput, available: Collection[str]) -> None:
     """Refuse a subscription naming a channel the configuration does not set up."""
     for channel in given.channels:
         if channel not in available:
-            how = _HOW_TO_CONFIGURE.get(channel, f"add a [notifiers.{channel}] table")
+            how = notifiers.channel(channel).how_to_enable
             raise AgentError(f"the {channel} channel is not configured; to use it, {how}")
 
 
@@ -132,8 +151,7 @@ def save(session: Session, given: SubscriptionInput, *, now: datetime) -> Subscr
     sub.rule = given.rule.model_dump(mode="json", exclude_defaults=True)
     sub.compiled = compiled
     sub.channels = list(given.channels)
-    sub.email = given.email
-    sub.telegram_chat_id = given.telegram_chat_id
+    sub.addresses = dict(given.addresses)
     sub.language = given.language
     sub.cadence = given.cadence
     sub.active = True
@@ -200,8 +218,7 @@ def describe(sub: Subscription, *, feed_url: str) -> dict[str, Any]:
         "name": sub.name,
         "active": sub.active,
         "channels": sub.channels,
-        "email": sub.email,
-        "telegram_chat_id": sub.telegram_chat_id,
+        **{field: (sub.addresses or {}).get(name) for name, field in ADDRESS_FIELDS.items()},
         "language": sub.language,
         "cadence": sub.cadence,
         "rule": sub.rule,

@@ -30,6 +30,7 @@ from agent.links import Links, LinkState, Purpose
 from agent.links import parse as parse_token
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Renderer
+from notifiers import feed_channels
 from watchers import Watcher
 
 #: Entries per feed: enough for a reader polling daily, small enough to stay fast.
@@ -107,7 +108,8 @@ def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
     query = (
         select(Delivery, StoredEvent)
         .join(StoredEvent, col(StoredEvent.id) == Delivery.event_id)
-        .where(Delivery.subscription_id == sub.id, Delivery.channel == "rss")
+        .where(Delivery.subscription_id == sub.id)
+        .where(col(Delivery.channel).in_(feed_channels()))
         .where(Delivery.status == "sent")
         .order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
         .limit(FEED_SIZE)

@@ -8,6 +8,7 @@ mail server and an admin can open what would have been sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from email import policy
@@ -17,13 +18,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from io import BytesIO
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agent.errors import DeliveryError, PermanentDeliveryError
-from notifiers.base import Message
+from notifiers.base import Batching, Layout, Message
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,11 @@ class EmailNotifier(BaseModel):
     """Sends alerts by e-mail through an SMTP server (``[notifiers.email]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layout: ClassVar[Layout] = Layout(Batching.ONE, inline_css=True)
+    address_field: ClassVar[str | None] = "email"
+    address_option: ClassVar[str | None] = "email"
+    how_to_enable: ClassVar[str] = "add a [notifiers.email] table"
 
     #: The SMTP server; None writes .eml files to ``drop_dir`` instead.
     host: str | None = None
@@ -50,6 +57,14 @@ class EmailNotifier(BaseModel):
     drop_dir: Path = Path("var/mail")
     #: Seconds to wait for the server at each step.
     timeout: float = 30
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """Check an e-mail address's syntax (not deliverability: that needs DNS)."""
+        try:
+            return validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(str(exc)) from exc
 
     async def __aenter__(self) -> Self:
         return self
@@ -82,7 +97,7 @@ class EmailNotifier(BaseModel):
         if message.html is not None:
             email.add_alternative(message.html, subtype="html", charset="utf-8")
         # After the body: setting content clears Content-* headers such as Content-Language.
-        for name, value in message.headers.items():
+        for name, value in {**_standard_headers(message), **message.headers}.items():
             del email[name]
             if value.isascii() and "\n" not in value and "\r" not in value:
                 # Kept raw, so a long List-Unsubscribe URL stays on one line unfolded.
@@ -112,11 +127,37 @@ class EmailNotifier(BaseModel):
             raise DeliveryError(f"{to}: via {self.host}:{self.port}: {exc}") from exc
 
     def _drop(self, data: bytes, message_id: str) -> Path:
-        self.drop_dir.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>")) or "message"
         path = self.drop_dir / f"{name}.eml"
-        path.write_bytes(data)
+        # Written aside and renamed, so a full disk never leaves half a message.
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            self.drop_dir.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            partial.replace(path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            why = _why(self.drop_dir, exc)
+            raise DeliveryError(
+                f"cannot write e-mails to the drop folder {self.drop_dir}: {why}"
+            ) from exc
         return path
+
+
+def _why(folder: Path, exc: OSError) -> str:
+    # mkdir under a file says only "Not a directory": name the file in the way.
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    return f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)
+
+
+def _standard_headers(message: Message) -> dict[str, str]:
+    """Headers every alert carries: automatic, its language, RFC 8058 one-click unsubscribe."""
+    headers = {"Auto-Submitted": "auto-generated", "Content-Language": message.language}
+    if message.unsubscribe_url:
+        headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
 
 
 def encode_subject(subject: str) -> str:

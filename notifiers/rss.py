@@ -1,23 +1,35 @@
 """RSS: a pull channel, so sending is only bookkeeping.
 
-The outbox marks an rss delivery sent once ``send`` returns; ``agent.web``
+The outbox marks a feed delivery sent once ``send`` returns; ``agent.web``
 then serves the subscription's sent deliveries at ``/feeds/<token>.xml``,
-rendered by ``agent.rendering.Renderer.render_feed``.
+rendered by ``agent.rendering.Renderer.render_feed`` (a channel whose
+``address_field`` is ``None`` is a feed).
 """
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from notifiers.base import Message
+from notifiers.base import Batching, Layout, Message
 
 
 class RssNotifier(BaseModel):
     """Publishes alerts in each subscription's Atom feed (``[notifiers.rss]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # One feed entry per alert, addressed by the subscription's own feed token.
+    layout: ClassVar[Layout] = Layout(Batching.EACH)
+    address_field: ClassVar[str | None] = None
+    address_option: ClassVar[str | None] = None
+    how_to_enable: ClassVar[str] = "add a [notifiers.rss] table"
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """Feeds are addressed by their own token: nothing to check."""
+        return address
 
     async def __aenter__(self) -> Self:
         return self

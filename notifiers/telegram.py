@@ -8,9 +8,11 @@ HTML Telegram cannot parse is sent once more as plain text.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from datetime import timedelta
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 from telegram import Bot, LinkPreviewOptions
@@ -25,18 +27,30 @@ from telegram.error import (
 )
 
 from agent.errors import ConfigError, DeliveryError, PermanentDeliveryError, RateLimited
-from notifiers.base import Message
+from notifiers.base import Batching, Layout, Message
 
 logger = logging.getLogger(__name__)
 
 #: Telegram's limit on one message's text; ``agent.rendering`` splits to stay under it.
 MAX_LENGTH = 4096
 
+#: A chat id (``-1001234567890``) or a public channel's ``@username``.
+_CHAT = re.compile(r"^(-?\d{1,20}|@\w{5,32})$")
+
 
 class TelegramNotifier(BaseModel):
     """Sends alerts to Telegram chats through a bot (``[notifiers.telegram]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Up to three alerts go out as messages of their own; more are packed as a digest.
+    layout: ClassVar[Layout] = Layout(Batching.FIT, max_length=MAX_LENGTH, separate_up_to=3)
+    address_field: ClassVar[str | None] = "telegram_chat_id"
+    address_option: ClassVar[str | None] = "telegram"
+    how_to_enable: ClassVar[str] = (
+        "set the bot token in SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN "
+        "(see README, Channels: telegram)"
+    )
 
     #: From ``SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN``, never the config file.
     token: SecretStr
@@ -46,6 +60,13 @@ class TelegramNotifier(BaseModel):
     disable_web_page_preview: bool = True
 
     _bot: Bot | None = PrivateAttr(default=None)
+
+    @classmethod
+    def check_address(cls, address: str) -> str:
+        """Check a chat id or ``@channel`` name."""
+        if not _CHAT.match(address.strip()):
+            raise ValueError("must be a chat id such as -1001234567890, or @channelname")
+        return address.strip()
 
     async def __aenter__(self) -> Self:
         bot = Bot(
@@ -71,15 +92,17 @@ class TelegramNotifier(BaseModel):
 
     async def send(self, message: Message) -> str | None:
         """Send ``message`` to chat ``message.to``; return Telegram's message id."""
+        body = message.html
+        text = message.text or (plain_text(message.html) if message.html else "")
         try:
-            sent = await self._send(message.to, message.html or message.text, html=True)
+            sent = await self._send(message.to, body or text, html=body is not None)
         except BadRequest as exc:
             if "can't parse entities" not in exc.message.lower():
                 raise PermanentDeliveryError(f"chat {message.to}: {exc.message}") from exc
             # Our HTML should always parse; if it ever does not, plain text still informs.
             logger.warning("chat %s: sending as plain text: %s", message.to, exc.message)
             try:
-                sent = await self._send(message.to, message.text, html=False)
+                sent = await self._send(message.to, text, html=False)
             except BadRequest as again:
                 raise PermanentDeliveryError(f"chat {message.to}: {again.message}") from again
         return str(sent.message_id)
@@ -107,6 +130,12 @@ class TelegramNotifier(BaseModel):
             raise
         except TelegramError as exc:  # NetworkError, TimedOut and the rest: try later
             raise DeliveryError(f"chat {chat_id}: {exc.message}") from exc
+
+
+def plain_text(body: str) -> str:
+    """Turn Telegram HTML into plain text: links become ``text (url)``, tags go."""
+    linked = re.sub(r'<a href="([^"]*)">(.*?)</a>', r"\2 (\1)", body, flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", "", linked))
 
 
 def _seconds(retry_after: timedelta | int) -> float:

@@ -87,9 +87,7 @@ def test_a_subscription_without_a_channel_is_refused_with_the_choices(user: User
     assert saved(user) == []
 
 
-@pytest.mark.parametrize(
-    ("channel", "needs"), [("email", "--email ADDRESS"), ("telegram", "--telegram CHAT_ID")]
-)
+@pytest.mark.parametrize(("channel", "needs"), [("email", "--email"), ("telegram", "--telegram")])
 def test_a_channel_without_its_address_is_refused(user: User, channel: str, needs: str) -> None:
     result = user.run("subscriptions", "add", "cloud", *CLOUD, "--channel", channel, code=2)
     assert f"the {channel} channel needs {needs}" in result.stderr
@@ -121,13 +119,13 @@ channels = ["rss"]
     [
         ('channels = ["email"]\nemail = "team@"', "email: "),
         ("", "'channels' is missing"),
-        ('channels = ["email"]', "the email channel needs an 'email' address"),
+        ('channels = ["email"]', "the email channel needs an 'email'"),
         ('channels = ["telegram"]', "the telegram channel needs a 'telegram_chat_id'"),
         (
             'channels = ["telegram"]\ntelegram_chat_id = "-100"',
             "the telegram channel is not configured",
         ),
-        ('channels = ["pigeon"]', "channels.0: Input should be 'email', 'telegram' or 'rss'"),
+        ('channels = ["pigeon"]', "no channel 'pigeon': the channels are email, telegram, rss"),
     ],
 )
 def test_import_refuses_what_add_refuses_and_imports_nothing(

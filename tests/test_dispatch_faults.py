@@ -154,7 +154,10 @@ async def test_a_poison_row_fails_alone_and_everyone_else_is_served(
         bad = session.get(Subscription, good[1])
         assert bad is not None
         bad.channels = ["telegram", "email"]
-        bad.email = "member@ngo.example\r\nBcc: everyone@example.org"
+        bad.addresses = {
+            **bad.addresses,
+            "email": "member@ngo.example\r\nBcc: everyone@example.org",
+        }
         session.add(bad)
         [event] = session.exec(select(StoredEvent).limit(1)).all()
         event.snapshot = {**event.snapshot, "publisher": "משרד " * 25_000}

@@ -12,7 +12,7 @@ from agent.errors import ConfigError, DeliveryError, PermanentDeliveryError, Rat
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from notifiers import Notifiers
 from notifiers.base import Message
-from notifiers.telegram import TelegramNotifier
+from notifiers.telegram import TelegramNotifier, plain_text
 from tests.conftest import NOW, serve
 from tests.fakes import telegram
 from tests.samples import ARABIC_TITLE, ENGLISH_TITLE, HEBREW_TITLE, alert, item, recipient
@@ -99,7 +99,7 @@ async def test_html_telegram_cannot_parse_is_sent_again_as_plain_text(
     [sent] = app.state.sent
     assert receipt == "1"
     assert "parse_mode" not in sent
-    assert sent["text"] == message.text
+    assert sent["text"] == plain_text(message.html or "")
     assert HEBREW_TITLE in sent["text"]
     assert "<b>" not in sent["text"]
 

@@ -13,8 +13,11 @@ from jinja2 import UndefinedError
 
 from agent import i18n
 from agent.models import Change, EventType, Kind
-from agent.rendering import BUILTIN_TEMPLATES, TELEGRAM_MAX_LENGTH, Renderer, telegram_plain
+from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from agent.rules import dump_node, parse_query
+from notifiers.email import EmailNotifier
+from notifiers.telegram import MAX_LENGTH as TELEGRAM_MAX_LENGTH
+from notifiers.telegram import plain_text as telegram_plain
 from tests.conftest import NOW
 from tests.fakes.telegram import visible_text
 from tests.samples import (
@@ -61,7 +64,7 @@ def test_email_is_written_in_the_readers_language_and_direction(
     assert title in message.text
     assert "משרד הבריאות" in message.text
     assert message.language == lang
-    assert message.headers["Content-Language"] == lang
+    assert EmailNotifier().build(message)["Content-Language"] == lang
     assert out.delivery_ids == (1,)
 
 
@@ -245,7 +248,7 @@ def test_a_digest_email_carries_every_delivery_with_a_stable_message_id(
 
 def test_email_headers_offer_one_click_unsubscribe(renderer: Renderer) -> None:
     [out] = renderer.render("email", recipient(), [alert()], now=NOW)
-    headers = out.message.headers
+    headers = EmailNotifier().build(out.message)
     assert headers["List-Unsubscribe"] == "<https://alerts.example.org/unsubscribe/7.abc>"
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["Auto-Submitted"] == "auto-generated"
@@ -255,8 +258,9 @@ def test_email_headers_offer_one_click_unsubscribe(renderer: Renderer) -> None:
 
 def test_email_without_an_unsubscribe_link_has_no_unsubscribe_headers(renderer: Renderer) -> None:
     [out] = renderer.render("email", recipient(unsubscribe=False), [alert()], now=NOW)
-    assert "List-Unsubscribe" not in out.message.headers
-    assert "List-Unsubscribe-Post" not in out.message.headers
+    headers = EmailNotifier().build(out.message)
+    assert "List-Unsubscribe" not in headers
+    assert "List-Unsubscribe-Post" not in headers
 
 
 def test_email_html_has_its_css_inlined(renderer: Renderer) -> None:
@@ -331,7 +335,7 @@ def test_an_empty_feed_is_still_valid(renderer: Renderer) -> None:
 
 def test_an_admin_override_replaces_one_template_for_one_language(tmp_path: Path) -> None:
     (tmp_path / "telegram" / "en").mkdir(parents=True)
-    (tmp_path / "telegram" / "en" / "message.html").write_text(
+    (tmp_path / "telegram" / "en" / "body.html").write_text(
         "<b>{{ items|length }} custom</b>", encoding="utf-8"
     )
     (tmp_path / "i18n").mkdir()
@@ -362,6 +366,6 @@ def test_an_unknown_language_falls_back_to_hebrew_and_other_kinds_are_labelled(
 
 
 def test_an_unknown_channel_is_a_programming_error(renderer: Renderer) -> None:
-    with pytest.raises(ValueError, match="sms"):
+    with pytest.raises(KeyError, match="sms"):
         renderer.render("sms", recipient(), [alert()], now=NOW)
     assert renderer.render("email", recipient(), [], now=NOW) == []

@@ -46,7 +46,7 @@ def test_real_chat_ids_and_channel_names_pass(chat: str) -> None:
     entry = SubscriptionInput.model_validate(
         {"name": "ngo", "query": "ענן", "channels": ["telegram"], "telegram_chat_id": chat}
     )
-    assert entry.telegram_chat_id == chat
+    assert entry.addresses == {"telegram": chat}
 
 
 def test_an_import_with_a_long_name_says_which_entry(tmp_path: Path) -> None:

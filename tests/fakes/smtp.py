@@ -5,8 +5,8 @@ aiosmtpd's ``Controller(port=0)`` cannot be used (aio-libs/aiosmtpd#388).
 ``smtp_server`` is an async fixture in the test's own loop; ``smtp_in_thread()``
 runs one in its own thread and loop, for synchronous tests and for tests that
 drive the CLI in a child process. Both give a ``Mailbox``: ``host``, ``port``,
-``messages`` (parsed ``EmailMessage``s), ``envelopes`` and ``refuse`` (addresses
-answered with 550 at RCPT).
+``messages`` (parsed ``EmailMessage``s), ``envelopes``, ``refuse`` (addresses
+answered with 550 at RCPT) and ``on_accept``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -33,6 +33,8 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    #: Called with each message just before it is accepted (a test's hook into that moment).
+    on_accept: Callable[[EmailMessage], None] | None = None
 
 
 class _Handler:
@@ -54,6 +56,8 @@ class _Handler:
         parsed = message_from_bytes(raw, policy=policy.default)
         self.mailbox.envelopes.append(envelope)
         self.mailbox.messages.append(parsed)
+        if self.mailbox.on_accept is not None:
+            self.mailbox.on_accept(parsed)
         return "250 Message accepted for delivery"
 
 
