@@ -148,8 +148,9 @@ _local_trial = click.option(
 async def run_once(ctx: click.Context, local_trial: bool) -> None:
     """Poll every enabled source, match, send what is due, and exit.
 
-    Exits with status 1 if any source failed (after polling the others and
-    sending), so cron reports it.
+    Exits with status 1 if any source failed or any delivery failed (after
+    polling the others and sending the rest), so cron reports it; a rate limit
+    is not a failure.
     """
     config = config_of(ctx)
     keys.require_key(config, local_trial=local_trial)
@@ -164,9 +165,11 @@ async def run_once(ctx: click.Context, local_trial: bool) -> None:
             )
         sent = await agent.dispatch()
         click.echo(f"delivered: {sent.sent} sent, {sent.retrying} to retry, {sent.dead} dead")
-    if failed := [result for result in results if not result.ok]:
-        for result in failed:
-            click.echo(f"error: source {result.source} failed: {result.error}", err=True)
+    failed = [f"source {r.source} failed: {r.error}" for r in results if not r.ok]
+    failed += [f"delivery failed: {error}" for error in dict.fromkeys(sent.errors)]
+    for line in failed:
+        click.echo(f"error: {line}", err=True)
+    if failed:
         raise SystemExit(1)
 
 

@@ -118,6 +118,7 @@ def init(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
     _fill_random_columns(engine)
+    _move_legacy_addresses(engine)
     _add_missing_indexes(engine)
 
 
@@ -150,6 +151,30 @@ def _fill_random_columns(engine: Engine) -> None:
                     .values({name: sa.bindparam("value")})
                 )
                 connection.execute(statement, [{"row": r, "value": factory()} for r in empty])
+
+
+#: Before addresses were kept by channel, each had a column of its own: column → channel.
+_LEGACY_ADDRESS_COLUMNS = {"email": "email", "telegram_chat_id": "telegram"}
+
+
+def _move_legacy_addresses(engine: Engine) -> None:
+    # A database from before addresses were kept by channel: copy each row's
+    # old address columns into ``addresses`` once; the old columns stay unused.
+    present = {c["name"] for c in sa.inspect(engine).get_columns("subscription")}
+    legacy = [name for name in _LEGACY_ADDRESS_COLUMNS if name in present]
+    if not legacy:
+        return
+    table = sa.table("subscription", sa.column("id"), sa.column("addresses", sa.JSON),
+                     *(sa.column(name) for name in legacy))  # fmt: skip
+    with engine.begin() as connection:
+        rows = (
+            connection.execute(sa.select(table).where(table.c.addresses.is_(None))).mappings().all()
+        )
+        for row in rows:
+            found = {_LEGACY_ADDRESS_COLUMNS[n]: row[n] for n in legacy if row[n]}
+            connection.execute(
+                sa.update(table).where(table.c.id == row["id"]).values(addresses=found)
+            )
 
 
 def _add_missing_indexes(engine: Engine) -> None:

@@ -31,7 +31,13 @@ from sqlmodel import Session
 
 import notifiers
 from agent import outbox
-from agent.errors import DatabaseLocked, DeliveryError, PermanentDeliveryError, StorageError
+from agent.errors import (
+    DatabaseLocked,
+    DeliveryError,
+    PermanentDeliveryError,
+    RateLimited,
+    StorageError,
+)
 from agent.links import Links
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Recipient, Renderer
@@ -54,6 +60,7 @@ class DispatchResult:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    #: Why deliveries failed (a rate limit is a wait, not a failure, and is left out).
     errors: list[str] = field(default_factory=list)
 
 
@@ -166,7 +173,8 @@ class _Run:
         )
         self.result.dead += dead
         self.result.retrying += len(ids) - dead
-        self.result.errors.append(str(error))
+        if not isinstance(error, RateLimited):
+            self.result.errors.append(str(error))
 
     async def _record(self, ids: list[int], change: Callable[[Session], int]) -> int:
         # The message has gone out: a lock held by another process (a CLI

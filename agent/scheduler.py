@@ -16,6 +16,7 @@ thread, throwing its coroutine away unawaited.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import signal
@@ -28,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.config import Config
+from agent.errors import AgentError
 from agent.keys import require_key
 from agent.service import Agent
 from agent.web import create_app
@@ -44,8 +46,21 @@ def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> int:
     ]
     for poller in pollers:
         _every(scheduler, poller.run, poller.every, job_id=f"poll:{poller.name}")
-    _every(scheduler, agent.dispatch, agent.config.agent.dispatch_every, job_id="dispatch")
+    _every(
+        scheduler,
+        functools.partial(dispatch_job, agent),
+        agent.config.agent.dispatch_every,
+        job_id="dispatch",
+    )
     return len(pollers)
+
+
+async def dispatch_job(agent: Agent) -> None:
+    """Send what is due; a storage error is one log line, and the next run tries again."""
+    try:
+        await agent.dispatch()
+    except AgentError as exc:
+        logger.error("dispatching: %s", exc)
 
 
 def retry_after(
@@ -80,8 +95,12 @@ class Poller:
     async def run(self) -> None:
         """Poll once; on failure, schedule a sooner retry, with jitter."""
         async with self._lock:
-            result = await self.agent.poll(self.name)
-        self.failures = 0 if result.ok else self.failures + 1
+            try:
+                ok = (await self.agent.poll(self.name)).ok
+            except AgentError as exc:  # the database, not the source: try again soon
+                logger.error("polling %s: %s", self.name, exc)
+                ok = False
+        self.failures = 0 if ok else self.failures + 1
         settings = self.agent.config.agent
         delay = (
             retry_after(

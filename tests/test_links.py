@@ -194,6 +194,23 @@ def test_an_older_database_gains_random_identities_once(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_an_older_database_keeps_its_addresses_by_channel(tmp_path: Path) -> None:
+    previous_release_database(tmp_path / "a.db")
+    with sqlite3.connect(tmp_path / "a.db") as connection:
+        connection.execute(
+            "UPDATE subscription SET channels = '[\"email\", \"telegram\"]',"
+            " email = 'team@ngo.example', telegram_chat_id = '-100123'"
+        )
+    connection.close()
+    engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
+    database.init(engine)
+    database.init(engine)
+    with Session(engine) as session:
+        old = session.exec(select(Subscription)).one()
+    engine.dispose()
+    assert old.addresses == {"email": "team@ngo.example", "telegram": "-100123"}
+
+
 def test_a_new_database_never_hands_a_deleted_rows_id_out_again(tmp_path: Path) -> None:
     engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
     database.init(engine)
