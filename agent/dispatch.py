@@ -32,6 +32,7 @@ from sqlmodel import Session
 import notifiers
 from agent import outbox
 from agent.errors import (
+    AddressRejected,
     DatabaseLocked,
     DeliveryError,
     PermanentDeliveryError,
@@ -60,6 +61,8 @@ class DispatchResult:
     sent: int = 0
     retrying: int = 0
     dead: int = 0
+    #: Held because their address is suppressed on their channel.
+    suppressed: int = 0
     #: Why deliveries failed (a rate limit is a wait, not a failure, and is left out).
     errors: list[str] = field(default_factory=list)
 
@@ -132,17 +135,49 @@ class _Run:
             await self.fail([a.delivery_id for a in alerts], PermanentDeliveryError(why))
             done.update(a.delivery_id for a in alerts)
             return
+        if await self.held(channel, address, [a.delivery_id for a in alerts]):
+            done.update(a.delivery_id for a in alerts)
+            return
         recipient = recipient_for(sub, address, self.links)
         for outgoing in self.renderer.render(channel, recipient, alerts, now=self.clock()):
             ids = list(outgoing.delivery_ids)
             try:
                 receipt = await notifier.send(outgoing.message)
+            except AddressRejected as exc:
+                logger.warning("%s to %s refused for good: %s", channel, sub.name, exc)
+                await self.suppress(channel, address, str(exc))
+                await self.held(channel, address, [i for c in group if (i := c.delivery.id)])
+                done.update(c.delivery.id or 0 for c in group)
+                return
             except DeliveryError as exc:
                 logger.warning("%s to %s failed: %s", channel, sub.name, exc)
                 await self.fail(ids, exc)
             else:
                 await self.sent(ids, receipt)
             done.update(ids)
+
+    async def held(self, channel: str, address: str, ids: list[int]) -> bool:
+        """Hold the rows if ``address`` is suppressed on ``channel``; say whether it is."""
+
+        def hold(session: Session) -> int:
+            block = outbox.suppression(session, channel, address)
+            if block is None:
+                return -1
+            return outbox.hold(session, ids, owner=self.owner, reason=block.reason)
+
+        held = await self._record(ids, hold)
+        self.result.suppressed += max(held, 0)
+        return held >= 0
+
+    async def suppress(self, channel: str, address: str, reason: str) -> None:
+        """Record that ``channel`` refused ``address`` for good."""
+
+        def record(session: Session) -> int:
+            outbox.suppress(session, channel, address, reason=reason, now=self.clock())
+            return 1
+
+        await self._record([], record)
+        self.result.errors.append(reason)
 
     async def sent(self, ids: list[int], receipt: str | None) -> None:
         """Record an accepted message; rows another run owns by now are left to it."""

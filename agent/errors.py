@@ -95,6 +95,14 @@ class PermanentDeliveryError(DeliveryError):
     retryable = False
 
 
+class AddressRejected(PermanentDeliveryError):
+    """The channel refused this address for good (an SMTP 5xx, a bot blocked by the user).
+
+    The dispatcher suppresses the address: nothing more is sent to it on that
+    channel until an admin lifts the suppression.
+    """
+
+
 class StorageError(AgentError):
     """The database cannot be opened, read or written: said in one line, with the cause.
 

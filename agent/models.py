@@ -54,6 +54,10 @@ class DeliveryStatus(StrEnum):
     #: Claimed by a dispatch run; its lease ends at ``next_attempt_at``.
     SENDING = "sending"
     SENT = "sent"
+    #: Failed (the reason in ``last_error``); tried again at ``next_attempt_at``.
+    RETRYING = "retrying"
+    #: Its address is suppressed on its channel (``Suppression``): held, not sent.
+    SUPPRESSED = "suppressed"
     #: Out of attempts, or failed for good: visible, and replayable.
     DEAD = "dead"
     #: Its subscription was unsubscribed or removed before it went out.
@@ -381,3 +385,18 @@ class Delivery(SQLModel, table=True):
     receipt: str | None = None
     #: Why the rule matched: the clauses and terms that hit (``agent.rules.Match``).
     reasons: list[Any] = SQLField(default_factory=list, sa_column=Column(sa.JSON))
+
+
+class Suppression(SQLModel, table=True):
+    """An address a channel refused for good: nothing is sent there until it is lifted."""
+
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    channel: str
+    address: str
+    #: What the channel said (the SMTP reply, Telegram's error).
+    reason: str
+    created_at: datetime = _utc_column(nullable=False)
+    #: When an admin lifted it; a lifted row is history, not a block.
+    lifted_at: datetime | None = _utc_column()

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from agent.errors import DeliveryError, RateLimited
-from agent.models import Delivery, DeliveryStatus, StoredEvent, Subscription
+from agent.models import Delivery, DeliveryStatus, StoredEvent, Subscription, Suppression
 
 #: How long a claimed group stays invisible to other dispatch runs: far longer
 #: than one send, since only the group being sent is ever leased.
@@ -41,7 +41,7 @@ LEASE = timedelta(minutes=5)
 #: At most this many rows of one group are leased (and sent) at a time.
 GROUP_LIMIT = 200
 #: Statuses a row can be claimed from (``sending`` only once its lease expired).
-_CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+_CLAIMABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
 #: Retry backoff: 1, 2, 4, ... minutes, capped at six hours.
 BACKOFF_CAP = timedelta(hours=6)
 
@@ -179,7 +179,7 @@ def mark_failed(
             delivery.status = DeliveryStatus.DEAD
             dead += 1
         else:
-            delivery.status = DeliveryStatus.PENDING
+            delivery.status = DeliveryStatus.RETRYING
             delivery.next_attempt_at = now + retry_delay(error, delivery.attempts)
         session.add(delivery)
     return dead
@@ -190,11 +190,66 @@ def cancel(session: Session, subscription_id: int, *, reason: str) -> int:
     result = session.execute(
         update(Delivery)
         .where(col(Delivery.subscription_id) == subscription_id)
-        .where(col(Delivery.status) == DeliveryStatus.PENDING)
+        .where(col(Delivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)))
         .values(status=DeliveryStatus.CANCELLED, last_error=reason)
         .execution_options(synchronize_session=False)
     )
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+def retry_now(session: Session, ids: Sequence[int], *, now: datetime) -> int:
+    """Make failed rows waiting for a retry due now, keeping their attempts."""
+    rows = [d for d in _rows(session, ids) if d.status == DeliveryStatus.RETRYING]
+    for delivery in rows:
+        delivery.next_attempt_at = now
+        session.add(delivery)
+    return len(rows)
+
+
+def hold(session: Session, ids: Sequence[int], *, owner: str, reason: str) -> int:
+    """Mark owned rows ``suppressed``: their address may not be sent to; return how many."""
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(ids)), _owned(owner))
+        .values(status=DeliveryStatus.SUPPRESSED, last_error=reason, lease_owner=None)
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+def suppression(session: Session, channel: str, address: str) -> Suppression | None:
+    """The active suppression of ``address`` on ``channel``, if any."""
+    query = select(Suppression).where(
+        Suppression.channel == channel,
+        Suppression.address == address,
+        col(Suppression.lifted_at).is_(None),
+    )
+    return session.exec(query).first()
+
+
+def suppress(
+    session: Session, channel: str, address: str, *, reason: str, now: datetime
+) -> Suppression:
+    """Suppress ``address`` on ``channel`` (again, if it was lifted), with the reason."""
+    query = select(Suppression).where(
+        Suppression.channel == channel, Suppression.address == address
+    )
+    row = session.exec(query).first() or Suppression(
+        channel=channel, address=address, reason=reason, created_at=now
+    )
+    row.reason, row.created_at, row.lifted_at = reason, now, None
+    session.add(row)
+    return row
+
+
+def lift(session: Session, channel: str, address: str, *, now: datetime) -> bool:
+    """Lift the suppression of ``address`` on ``channel``; say whether there was one."""
+    row = suppression(session, channel, address)
+    if row is None:
+        return False
+    row.lifted_at = now
+    session.add(row)
+    return True
 
 
 def retry_delay(error: DeliveryError, attempts: int) -> timedelta:
@@ -210,7 +265,7 @@ def replay(session: Session, ids: Sequence[int], *, now: datetime) -> int:
     Rows still queued or being sent are left alone: replaying them could only
     send them twice.
     """
-    replayable = (DeliveryStatus.DEAD, DeliveryStatus.SENT)
+    replayable = (DeliveryStatus.DEAD, DeliveryStatus.SENT, DeliveryStatus.SUPPRESSED)
     rows = [d for d in _rows(session, ids) if d.status in replayable]
     for delivery in rows:
         delivery.status = DeliveryStatus.PENDING

@@ -24,7 +24,7 @@ import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from agent.errors import DeliveryError, PermanentDeliveryError
+from agent.errors import AddressRejected, DeliveryError
 from notifiers.base import Batching, Layout, Message
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,10 @@ class EmailNotifier(BaseModel):
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"{to}: refused by {self.host}: {exc}") from exc
+            codes = [refused.code for refused in exc.recipients]
+            if all(code >= 500 for code in codes):  # 5xx: for good; 4xx: try later
+                raise AddressRejected(f"{to}: refused by {self.host}: {exc}") from exc
+            raise DeliveryError(f"{to}: deferred by {self.host}: {exc}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{to}: via {self.host}:{self.port}: {exc}") from exc
 

@@ -47,8 +47,8 @@ def test_run_once_polls_and_sends_despite_a_failed_source_then_exits_1(user: Use
 
 def test_replay_with_nothing_to_replay_says_so_and_fails(user: User) -> None:
     result = user.run("deliveries", "replay", "--dead", code=1)
-    assert "nothing to replay: there are no dead deliveries" in result.stderr
+    assert "nothing to replay: no delivery matches" in result.stderr
     unknown = user.run("deliveries", "replay", "41", "42", code=1)
     assert "no deliveries with ids 41, 42" in unknown.stderr
     usage = user.run("deliveries", "replay", code=2)
-    assert "give the ids of the deliveries to replay, or --dead" in usage.stderr
+    assert "give the ids of the deliveries to replay, --dead, or filters" in usage.stderr

@@ -85,7 +85,7 @@ async def test_rate_limit_waits_and_blocked_bot_dies_then_the_rest_is_sent_once(
     result = await setup.agent.dispatch()
     assert (result.sent, result.retrying, result.dead) == (0, 1, 1)
     rows = setup.deliveries()
-    waiting = next(d for d in rows.values() if d.status == "pending")
+    waiting = next(d for d in rows.values() if d.status == "retrying")
     assert waiting.next_attempt_at == NOW + timedelta(seconds=30)
     assert next(d for d in rows.values() if d.status == "dead").last_error
 

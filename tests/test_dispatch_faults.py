@@ -174,7 +174,7 @@ async def test_a_poison_row_fails_alone_and_everyone_else_is_served(
         (good[1], "telegram"): 1,
         (good[1], "email"): 1,
     }
-    assert {d.status for d in failed} == {"pending"}
+    assert {d.status for d in failed} == {"retrying"}
     assert all(d.last_error and "cannot render or send" in d.last_error for d in failed)
     assert result.sent == len(rows) - len(failed)
     assert not world.mail.messages

@@ -350,11 +350,11 @@ def test_an_unwritable_drop_folder_keeps_the_email_and_delivers_the_rest(site: S
     listed = site.run("deliveries", "list").stdout
     assert why in listed
     assert "attempts=1" in listed
-    assert site.statuses() == ["pending email"] * ALERTS + ["sent rss"] * ALERTS
+    assert site.statuses() == ["retrying email"] * ALERTS + ["sent rss"] * ALERTS
     # Fixed, and a minute later (the first retry's backoff) it goes out, once.
     (site.folder / "notes.txt").unlink()
     with contextlib.closing(sqlite3.connect(site.folder / "var" / "agent.db")) as db, db:
-        db.execute("update delivery set next_attempt_at = '2000-01-01' where status = 'pending'")
+        db.execute("update delivery set next_attempt_at = '2000-01-01' where status = 'retrying'")
     assert f"delivered: {ALERTS} sent, 0 to retry, 0 dead" in site.run("run-once").stdout
     assert len(list((site.folder / "notes.txt" / "mail").glob("*.eml"))) == 1
     assert site.statuses() == ["sent email"] * ALERTS + ["sent rss"] * ALERTS

@@ -123,7 +123,7 @@ def test_failures_back_off_then_die_and_replay_revives_them(engine: Engine) -> N
         assert outbox.mark_failed(session, ids, down, owner="run-a", now=NOW, max_attempts=2) == 0
         delivery = session.get(Delivery, ids[0])
         assert delivery is not None
-        assert delivery.status == "pending"
+        assert delivery.status == "retrying"
         assert delivery.next_attempt_at == NOW + timedelta(minutes=1)
         claim(session, NOW + timedelta(minutes=1), "run-b")
         assert outbox.mark_failed(session, ids, down, owner="run-b", now=NOW, max_attempts=2) == 1
@@ -146,7 +146,7 @@ def test_a_rate_limit_waits_without_using_up_attempts(engine: Engine) -> None:
                 outbox.mark_failed(session, ids, error, owner="run-a", now=now, max_attempts=2) == 0
             )
             now += timedelta(seconds=30)
-        assert claimed.delivery.status == "pending"
+        assert claimed.delivery.status == "retrying"
         assert claimed.delivery.attempts == 0
 
 
