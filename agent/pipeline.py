@@ -146,7 +146,6 @@ def _deliveries(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for target, match in matcher.match(rec.event, now):
-        due = outbox.due_at(target.cadence, now, zone=settings.timezone, hour=settings.digest_hour)
         reasons = [reason.to_dict() for reason in match.reasons]
         rows.extend(
             {
@@ -155,7 +154,9 @@ def _deliveries(
                 "channel": channel,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": due,
+                "next_attempt_at": target.schedule(
+                    channel, zone=settings.timezone, hour=settings.digest_hour
+                ).due(now),
                 "created_at": now,
                 "reasons": reasons,
             }

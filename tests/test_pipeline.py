@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from agent import db as database
-from agent import subscriptions
+from agent import health, subscriptions
 from agent.config import AgentSettings
 from agent.matching import Matcher
 from agent.models import Delivery, SourceState, StoredEvent, StoredItem
@@ -21,6 +22,7 @@ from agent.pipeline import PollResult, poll
 from tests.conftest import serve
 from tests.fakes import ckan
 from tests.fakes.jsonapi import Failure
+from watchers.base import Batch, SourceSettings
 from watchers.ckan import CkanWatcher
 
 #: Two days before the earliest objection deadline among the recorded tenders.
@@ -176,3 +178,49 @@ async def test_closing_soon_is_emitted_once_per_deadline(setup: Setup) -> None:
     with Session(setup.db) as session:
         types = {e.type for e in session.exec(select(StoredEvent))}
     assert types == {"closing_soon"}
+
+
+class Crashing(SourceSettings):
+    """A source whose watcher has a bug: every poll raises what no watcher should."""
+
+    async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
+        """Fail as a bug does."""
+        raise KeyError("id")
+
+
+async def test_a_watcher_that_crashes_fails_its_source_alone_without_a_traceback(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="agent.pipeline"):
+        result = await poll(
+            "broken",
+            Crashing(),
+            db=setup.db,
+            http=setup.http,
+            matcher=setup.matcher,
+            settings=AgentSettings(),
+            channels={"email"},
+            now=JULY_2017,
+        )
+    assert (result.ok, result.error) == (False, "KeyError: 'id'")
+    with Session(setup.db) as session:
+        state = session.get(SourceState, "broken")
+        assert state is not None
+        assert (state.last_error, state.consecutive_failures) == ("KeyError: 'id'", 1)
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == "source broken failed: KeyError: 'id'"
+    assert warning.exc_info is None  # one line in the log; the traceback only with -v
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in caplog.records)
+    assert (await setup.poll()).ok
+
+
+async def test_a_malformed_row_is_skipped_counted_and_shown_in_health(
+    setup: Setup, server: Server
+) -> None:
+    server.records.append("a row as text")  # type: ignore[arg-type]
+    result = await setup.poll()
+    assert (result.ok, result.items, result.skipped) == (True, 21, 1)
+    assert setup.state().last_skipped == 1
+    watcher = CkanWatcher(kind="ckan", base_url=setup.url)
+    report = health.check(setup.db, {"tenders": watcher}, now=JULY_2017).to_dict()
+    assert report["sources"][0]["last_skipped"] == 1

@@ -4,7 +4,9 @@ A watcher is a pydantic model (its fields are the ``[sources.<name>]`` config
 keys) with one coroutine, ``poll(http, cursor) -> Batch``. It downloads with the
 shared ``httpx.AsyncClient`` it is given, parses bytes, and returns validated
 ``Item``s. It raises ``SourceError`` for anything that is not a clean answer:
-a failed poll must never look like "no items".
+a failed poll must never look like "no items". A malformed record is skipped
+and counted in ``Batch.skipped`` (``parse_each``), never the end of the poll;
+but a poll whose every record is malformed fails.
 
 To add a source kind: write ``watchers/<kind>.py`` with a ``<Kind>Watcher``
 model whose ``kind`` is ``Literal["<kind>"]``, add it to ``Source`` in
@@ -14,9 +16,11 @@ model whose ``kind`` is ``Literal["<kind>"]``, add it to ``Source`` in
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,8 +28,26 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agent.errors import SourceBlocked, SourceError
 from agent.models import Item
 
+logger = logging.getLogger(__name__)
+
 #: Text that marks a bot-challenge page served instead of data.
 _CHALLENGE_MARKS = ("cf-challenge", "challenge-platform", "Incapsula", "_Incapsula_Resource")
+#: No real answer nests deeper (an OCDS release is about 8 levels); deeper is garbage, and
+#: code walking it recursively would crash.
+MAX_JSON_DEPTH = 100
+#: What a malformed record raises while it is read: wrong types, missing keys, values
+#: out of range (pydantic's ValidationError is a ValueError), nesting too deep.
+RECORD_ERRORS = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
+
+_Record = TypeVar("_Record")
+_Parsed = TypeVar("_Parsed")
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,8 @@ class Batch:
     items: list[Item] = field(default_factory=list)
     cursor: str | None = None
     complete: bool = False
+    #: Records that were malformed and left out (logged; shown in ``/health``).
+    skipped: int = 0
 
 
 class Watcher(Protocol):
@@ -120,7 +144,9 @@ async def fetch(
     """
     try:
         response = await http.get(url, params=params or None, headers=headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+        # InvalidURL and the idna codec's UnicodeError are not HTTPErrors: a link read
+        # from an answer (a next page, a file) can be anything.
         raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if response.status_code == 403 or _is_challenge(response):
         status = response.status_code
@@ -139,10 +165,68 @@ async def fetch_json(
     body = response.content.lstrip()
     if "html" in content_type or body[:1] == b"<":
         raise SourceError(f"{response.url}: expected JSON, got HTML ({content_type or 'no type'})")
+    return load_json(body, str(response.url))
+
+
+def load_json(body: bytes, url: str) -> Any:
+    """Parse a JSON answer; broken, too deep or too large JSON raises ``SourceError``.
+
+    ``NaN`` and ``Infinity`` (not JSON, but Python servers write them) are read as
+    ``null``: a value that is no number is an unknown one.
+    """
     try:
-        return json.loads(decode_json_bytes(body))
-    except ValueError as exc:
-        raise SourceError(f"{response.url}: invalid JSON: {exc}") from exc
+        data = json.loads(decode_json_bytes(body), parse_constant=lambda _: None)
+    except RecursionError as exc:
+        raise SourceError(f"{url}: invalid JSON: nested too deeply to read") from exc
+    except ValueError as exc:  # also an integer over Python's digit limit
+        raise SourceError(f"{url}: invalid JSON: {exc}") from exc
+    if _depth_over(data, MAX_JSON_DEPTH):
+        raise SourceError(f"{url}: invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def parse_each(
+    records: Iterable[_Record], parse: Callable[[_Record], _Parsed | None], where: str
+) -> tuple[list[_Parsed], int]:
+    """Parse every record, skipping (and logging) those that raise; return them and the count.
+
+    ``parse`` returns None for a record that is deliberately left out (not counted).
+    If there were records and every one was malformed, the answer is broken: that
+    raises ``SourceError`` rather than read as "nothing new".
+    """
+    parsed: list[_Parsed] = []
+    skipped = 0
+    for record in records:
+        try:
+            result = parse(record)
+        except RECORD_ERRORS as exc:
+            skipped += 1
+            logger.warning("%s: malformed record skipped (%s): %.200r", where, _why(exc), record)
+            continue
+        if result is not None:
+            parsed.append(result)
+    if skipped and not parsed:
+        raise SourceError(f"{where}: all {skipped} records are malformed")
+    return parsed, skipped
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    # Iterative: a recursive walk is what deep nesting breaks. Only containers are stacked.
+    if not isinstance(data, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def decode_json_bytes(body: bytes) -> str:

@@ -123,7 +123,8 @@ class BudgetKeyWatcher(SourceSettings):
                 reading.end.value,
             )
         complete = reading.end is End.LISTING and not skipped
-        return Batch(items=items, cursor=_newest(reading.docs) or cursor, complete=complete)
+        cursor = _newest(reading.docs) or cursor
+        return Batch(items=items, cursor=cursor, complete=complete, skipped=skipped)
 
     @property
     def _url(self) -> str:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.errors import SourceError
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, fetch_json
+from watchers.base import RECORD_ERRORS, Batch, SourceSettings, fetch_json
 from watchers.parsing import clean_text, parse_amount, parse_date
 
 logger = logging.getLogger(__name__)
@@ -122,11 +122,18 @@ class CkanWatcher(SourceSettings):
         assert resource_id is not None  # the validator requires one of the two
         rows, complete = await self._read_rows(http, resource_id)
         items: dict[str, Item] = {}
+        skipped = 0
         for row in rows:
-            if (item := self._row_item(row)) is not None:
-                # Offset paging over a changing table can repeat a row: keep one per key.
-                items.setdefault(item.key, item)
-        return Batch(items=list(items.values()), cursor=modified, complete=complete)
+            if (item := self._row_item(row)) is None:
+                skipped += 1
+                continue
+            # Offset paging over a changing table can repeat a row: keep one per key.
+            items.setdefault(item.key, item)
+        if skipped and not items:
+            raise SourceError(f"{self._api}/datastore_search: none of the {skipped} rows is valid")
+        return Batch(
+            items=list(items.values()), cursor=modified, complete=complete, skipped=skipped
+        )
 
     def _row_item(self, row: Any) -> Item | None:
         """Map one row; a row of another shape is logged and skipped, not the whole poll."""
@@ -138,7 +145,7 @@ class CkanWatcher(SourceSettings):
                 # A row without its identity cannot be told from the next.
                 raise ValueError(f"no {' or '.join(identity)}")
             return self._item(row)
-        except ValueError as exc:  # pydantic's ValidationError is one
+        except RECORD_ERRORS as exc:  # pydantic's ValidationError is a ValueError
             logger.warning("%s: a row is skipped (%s): %.300r", self._api, exc, row)
             return None
 
@@ -209,9 +216,12 @@ class CkanWatcher(SourceSettings):
 
 def _active_resource(package: dict[str, Any], dataset: str) -> str:
     """Return the id of the first resource whose datastore is active."""
-    for resource in package.get("resources") or []:
-        if isinstance(resource, dict) and resource.get("datastore_active") is True:
-            return str(resource["id"])
+    resources = package.get("resources")
+    for resource in resources if isinstance(resources, list) else []:
+        if not isinstance(resource, dict) or resource.get("datastore_active") is not True:
+            continue
+        if isinstance(found := resource.get("id"), str) and found.strip():
+            return found.strip()
     raise SourceError(f"dataset {dataset}: no resource has an active datastore")
 
 

@@ -25,7 +25,6 @@ another shape is logged and skipped; an answer of another shape raises.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any, Literal, NamedTuple
@@ -36,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import SourceError
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, decode_json_bytes, fetch
+from watchers.base import RECORD_ERRORS, Batch, SourceSettings, fetch, load_json
 from watchers.parsing import clean_text, parse_date
 
 logger = logging.getLogger(__name__)
@@ -152,17 +151,25 @@ class GovilWatcher(SourceSettings):
                 raise type(exc)(f"{exc}{note}") from exc
             raise
         items: dict[str, Item] = {}
+        skipped = 0
         for result in results:
-            if (item := self._item(result)) is not None:
-                items.setdefault(item.key, item)
-        return Batch(items=list(items.values()), cursor=cursor, complete=complete)
+            if (item := self._item(result)) is None:
+                skipped += 1
+                continue
+            items.setdefault(item.key, item)
+        if skipped and not items:
+            raise SourceError(f"{self.base_url}: none of the {skipped} results is valid")
+        return Batch(items=list(items.values()), cursor=cursor, complete=complete, skipped=skipped)
 
     async def _run_config(self, http: httpx.AsyncClient) -> RunConfig | None:
         if not self.client_config_url:
             return None
-        run_config = read_run_config(
-            self.client_config_url, (await fetch(http, self.client_config_url)).text
-        )
+        response = await fetch(http, self.client_config_url)
+        try:
+            script = response.text
+        except UnicodeError as exc:  # a charset the body does not match (UTF-16 with no BOM)
+            raise SourceError(f"{self.client_config_url}: undecodable script: {exc}") from exc
+        run_config = read_run_config(self.client_config_url, script)
         if moved := self._moved_to(run_config):
             logger.warning(
                 "%s names the API %s, not %s", self.client_config_url, moved, self.base_url
@@ -213,7 +220,7 @@ class GovilWatcher(SourceSettings):
         """Map one result; one of another shape is logged and skipped, not the whole poll."""
         try:
             return self._map(_Result.model_validate(raw), raw)
-        except ValueError as exc:  # pydantic's ValidationError is one
+        except RECORD_ERRORS as exc:  # pydantic's ValidationError is a ValueError
             logger.warning("%s: a result is skipped (%s): %.300r", self.base_url, _reason(exc), raw)
             return None
 
@@ -261,10 +268,7 @@ async def _get_json(
             f"{response.url}: an HTML page instead of the collector's JSON (since May 2026 "
             f"www.gov.il/CollectorsWebApi answers the site's shell; the API is {GATEWAY})"
         )
-    try:
-        return json.loads(decode_json_bytes(body))
-    except ValueError as exc:
-        raise SourceError(f"{response.url}: invalid JSON: {exc}") from exc
+    return load_json(body, str(response.url))
 
 
 def _first(labels: dict[str, list[str]], names: tuple[str, ...]) -> list[str]:
@@ -272,7 +276,7 @@ def _first(labels: dict[str, list[str]], names: tuple[str, ...]) -> list[str]:
     return next((labels[name] for name in names if name in labels), [])
 
 
-def _reason(exc: ValueError) -> str:
+def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return str(exc)

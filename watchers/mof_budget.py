@@ -7,13 +7,11 @@ and amounts in thousands of shekels (``fixtures/budgetkey/budget-items``).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass, field
 
 from agent.errors import SourceError
-from watchers.mof_csv import THOUSANDS, convention_code
+from watchers.mof_csv import THOUSANDS, convention_code, read_rows
 from watchers.parsing import parse_amount
 
 
@@ -35,7 +33,7 @@ class Budget:
 
 def read_budget(text: str, url: str) -> Budget:
     """Parse a MoF budget-items CSV (one year row above the column names, or none)."""
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = [cells for _, cells in read_rows(text)[0]]
     start = next((i for i, row in enumerate(rows) if "קוד תוכנית" in map(_name, row)), None)
     if start is None:
         raise SourceError(f"{url}: no budget-items header (קוד תוכנית)")

@@ -10,7 +10,8 @@ Finance Committee. Lines are grouped into transactions keyed with Budget Key's
 ``watchers/mof_transactions.py``). A transaction moving from a ``vaada`` file to
 an ``approv`` file turns from ``pending`` to ``approved``. There are no
 validators, so the cursor is a hash of the bodies read; re-reading an unchanged
-file yields the same items again.
+file yields the same items again. Malformed rows (and transactions that cannot
+become items) are skipped and counted in ``Batch.skipped``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, fetch
+from watchers.base import Batch, SourceSettings, fetch, parse_each
 from watchers.mof_budget import Budget, read_budget
 from watchers.mof_csv import Line, decode, read_lines, unpack
 from watchers.mof_discovery import CONTENT_PAGE_URL, discover, file_name
@@ -67,18 +68,21 @@ class MofChangesWatcher(SourceSettings):
         urls = list(self.urls) or await discover(http, self.discovery_url)
         digest = hashlib.sha256()
         files: list[tuple[str, list[Line]]] = []
+        skipped = 0
         for url in urls:
             body = await _download(http, url)
             digest.update(body)
-            text = decode(body, self.encoding, url)
-            files.append((url, read_lines(text, url, pending=is_pending(url)).lines))
+            sheet = read_lines(decode(body, self.encoding, url), url, pending=is_pending(url))
+            files.append((url, sheet.lines))
+            skipped += len(sheet.skipped)
         budget = Budget()
         if self.budget_url:
             body = await _download(http, self.budget_url)
             digest.update(body)
             budget = read_budget(decode(body, self.encoding, self.budget_url), self.budget_url)
-        items = [_item(transaction, budget) for transaction in group(_choose(files))]
-        return Batch(items=items, cursor=digest.hexdigest(), complete=True)
+        transactions = group(_choose(files))
+        items, bad = parse_each(transactions, lambda t: _item(t, budget), ", ".join(urls))
+        return Batch(items=items, cursor=digest.hexdigest(), complete=True, skipped=skipped + bad)
 
 
 async def _download(http: httpx.AsyncClient, url: str) -> bytes:
@@ -149,9 +153,12 @@ def _describe(lines: list[Line]) -> str:
     )
 
 
-def _israel_midnight(day: date) -> datetime:
+def _israel_midnight(day: date) -> datetime | None:
     # MoF dates are Israel dates: the day starts at Israel midnight.
-    return datetime.combine(day, time(0), tzinfo=ISRAEL).astimezone(UTC)
+    try:
+        return datetime.combine(day, time(0), tzinfo=ISRAEL).astimezone(UTC)
+    except OverflowError:  # 1 January of year 1 is still year 0 in UTC
+        return None
 
 
 def _file_date(url: str) -> str:

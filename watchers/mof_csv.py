@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from agent.errors import SourceError
+from watchers.base import RECORD_ERRORS
 from watchers.mof_fields import KEY_COLUMNS, Column, find_columns, parse_day
 from watchers.parsing import parse_amount
 
@@ -35,6 +36,8 @@ RESERVE_SECTION = 47
 _GZIP_MAGIC = b"\x1f\x8b"
 #: More gzip layers than this is no CSV file.
 _MAX_GZIP_LAYERS = 3
+#: Years, sections and request numbers are short; longer digit runs are no such number.
+_MAX_DIGITS = 9
 #: The amount columns, in Budget Key's ``value_fields`` order, and their unit in shekels.
 AMOUNTS = (
     (Column.NET, THOUSANDS),
@@ -110,19 +113,23 @@ def decode(body: bytes, encoding: str, url: str) -> str:
 
 def read_lines(text: str, url: str, *, pending: bool) -> Sheet:
     """Parse a budget-changes CSV into lines; log and count the rows that make no line."""
-    rows = _rows(text)
+    rows, unreadable = read_rows(text)
     found = next(((n, c) for n, row in rows if (c := find_columns(row)) is not None), None)
     if found is None:
         raise SourceError(f"{url}: no budget-changes header (year, leading item, request)")
     header_number, columns = found
     header = dict(rows)[header_number]
     lines: list[Line] = []
-    skipped: list[int] = []
+    skipped = [number for number in unreadable if number > header_number]
     undated = 0
     for number, cells in rows:
         if number <= header_number or not any(cell.strip() for cell in cells):
             continue
-        line = _line(cells, columns, header, url, pending)
+        try:
+            line = _line(cells, columns, header, url, pending)
+        except RECORD_ERRORS as exc:  # the checks below should leave none; a row is never fatal
+            logger.warning("%s: row %d unreadable: %s: %s", url, number, type(exc).__name__, exc)
+            line = None
         if line is None:
             skipped.append(number)
             continue
@@ -140,20 +147,27 @@ def read_lines(text: str, url: str, *, pending: bool) -> Sheet:
 def convention_code(text: str) -> str | None:
     """Turn ``15201``, ``="00015201"`` or ``01-52-01`` into an 8-digit code, as Budget Key pads."""
     digits = re.sub(r"\D", "", text)
-    return digits.zfill(8) if digits and int(digits) and len(digits) <= 8 else None
+    # The length first: int() refuses thousands of digits.
+    return digits.zfill(8) if digits and len(digits) <= 8 and int(digits) else None
 
 
-def _rows(text: str) -> list[tuple[int, list[str]]]:
-    # Numbered by physical line (for the log); a row csv cannot read is skipped, not fatal.
+def read_rows(text: str) -> tuple[list[tuple[int, list[str]]], list[int]]:
+    """Read CSV rows numbered by physical line, and the line numbers csv could not read.
+
+    An unreadable row (a cell over csv's field limit, a stray quote) is logged and
+    skipped, never the end of the file.
+    """
     reader = csv.reader(io.StringIO(text))
     rows: list[tuple[int, list[str]]] = []
+    unreadable: list[int] = []
     while True:
         try:
             cells = next(reader)
         except StopIteration:
-            return rows
+            return rows, unreadable
         except csv.Error as exc:
             logger.warning("unreadable CSV row %d skipped: %s", reader.line_num, exc)
+            unreadable.append(reader.line_num)
             continue
         rows.append((reader.line_num, cells))
 
@@ -192,9 +206,10 @@ def _cell(cells: list[str], columns: dict[Column, int], column: Column) -> str |
 
 
 def _int(text: str | None) -> int | None:
-    if not text or not re.fullmatch(r"\d+(\.0*)?", text.replace(",", "")):
+    digits = (text or "").replace(",", "")
+    if not re.fullmatch(rf"\d{{1,{_MAX_DIGITS}}}(\.0*)?", digits):
         return None
-    return int(float(text.replace(",", "")))
+    return int(digits.split(".")[0])
 
 
 def _amount(text: str | None, scale: float) -> float | None:

@@ -34,7 +34,7 @@ async def discover(http: httpx.AsyncClient, url: str) -> list[str]:
     """Return the change-lines CSV links of the content page at ``url``, absolute."""
     page = await fetch_json(http, url)
     sections = _sections(page, url)
-    links = [urljoin(url, href) for html in sections for href in _hrefs(html)]
+    links = [link for html in sections for href in _hrefs(html) if (link := _absolute(url, href))]
     data = [link for link in dict.fromkeys(links) if _DATA_FILE.search(file_name(link))]
     if not data:
         found = ", ".join(links[:10]) or "none"
@@ -52,11 +52,20 @@ def _sections(page: Any, url: str) -> list[str]:
     contents = page.get("contentMain") if isinstance(page, dict) else None
     blocks = contents.get("htmlContents") if isinstance(contents, dict) else None
     sections = [
-        b["sectionData"] for b in blocks or [] if isinstance(b, dict) and b.get("sectionData")
+        b["sectionData"]
+        for b in (blocks if isinstance(blocks, list) else [])
+        if isinstance(b, dict) and b.get("sectionData")
     ]
     if not sections or not all(isinstance(s, str) for s in sections):
         raise SourceError(f"{url}: no contentMain.htmlContents[].sectionData in the answer")
     return sections
+
+
+def _absolute(url: str, href: str) -> str | None:
+    try:
+        return urljoin(url, href)
+    except ValueError:  # "http://[::1": no link to follow
+        return None
 
 
 def _hrefs(html: str) -> list[str]:

@@ -4,12 +4,13 @@ One item per ``ocid`` per poll: a record gives its ``compiledRelease`` (linked
 releases are not fetched); several releases of one ocid are merged by keeping
 the latest ``date``, so a republished duplicate yields one item, not two. Pages
 are followed through ``links.next`` (Prozorro) or ``next_page.uri`` (Armenia).
+A malformed release or record is skipped and counted; an optional block of the
+wrong type (``parties: 5``) is ignored rather than losing the whole release.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -18,7 +19,7 @@ import httpx
 
 from agent.errors import SourceError
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, fetch_json
+from watchers.base import Batch, SourceSettings, fetch_json, parse_each
 from watchers.parsing import clean_text, parse_amount, parse_date
 
 logger = logging.getLogger(__name__)
@@ -49,11 +50,13 @@ class OcdsWatcher(SourceSettings):
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
         """Read the pages and return one item per ocid, the latest state of each."""
         latest: dict[str, _Dated] = {}
-        url, seen = self.url, set[str]()
+        url, seen, skipped = self.url, set[str](), 0
         while True:
             seen.add(url)
             data = await fetch_json(http, url)
-            for release in releases_in(data, url):
+            releases, bad = releases_in(data, url)
+            skipped += bad
+            for release in releases:
                 _keep_latest(latest, release)
             following = next_page(data, url)
             if following is None or following in seen:
@@ -63,8 +66,8 @@ class OcdsWatcher(SourceSettings):
                 complete = False
                 break
             url = following
-        items = [self.to_item(release) for _, release in latest.values()]
-        return Batch(items=items, cursor=None, complete=complete)
+        items, bad = parse_each((r for _, r in latest.values()), self.to_item, self.url)
+        return Batch(items=items, cursor=None, complete=complete, skipped=skipped + bad)
 
     def to_item(self, release: dict[str, Any]) -> Item:
         """Map one (compiled) release to an item."""
@@ -90,48 +93,61 @@ class OcdsWatcher(SourceSettings):
         )
 
 
-def releases_in(data: Any, url: str) -> Iterator[dict[str, Any]]:
-    """Yield the releases (compiled ones for records) of any OCDS shape, cleaned."""
+def releases_in(data: Any, url: str) -> tuple[list[dict[str, Any]], int]:
+    """Return the releases (compiled ones for records) of any OCDS shape, cleaned.
+
+    Also return how many entries were malformed and skipped. Releases without an
+    ``ocid`` and records with only linked releases are left out, uncounted.
+    """
     if not isinstance(data, dict):
         raise SourceError(f"{url}: expected an OCDS object, got {type(data).__name__}")
     if isinstance(data.get("records"), list):
-        found: Iterator[dict[str, Any] | None] = (_from_record(r) for r in data["records"])
-    elif "compiledRelease" in data or "versionedRelease" in data:
-        found = iter([_from_record(data)])
-    elif isinstance(data.get("releases"), list):
-        found = iter(data["releases"])
-    elif "ocid" in data:
-        found = iter([data])
-    else:
-        raise SourceError(f"{url}: not an OCDS package, record or release")
-    for release in found:
-        if isinstance(release, dict) and _text(release.get("ocid")):
-            yield {k: v for k, v in release.items() if k not in _IGNORED}
+        return parse_each(data["records"], _from_record, url)
+    if "compiledRelease" in data or "versionedRelease" in data:
+        return parse_each([data], _from_record, url)
+    if isinstance(data.get("releases"), list):
+        return parse_each(data["releases"], _cleaned, url)
+    if "ocid" in data:
+        return parse_each([data], _cleaned, url)
+    raise SourceError(f"{url}: not an OCDS package, record or release")
 
 
 def next_page(data: Any, url: str) -> str | None:
     """Return the absolute address of the next page, if the page names one."""
     links = _dict(data.get("links"))
     following = links.get("next") or _get(data, "next_page", "uri") or data.get("next_page")
-    return urljoin(url, following) if isinstance(following, str) and following else None
+    if not isinstance(following, str) or not following:
+        return None
+    try:
+        return urljoin(url, following)
+    except ValueError as exc:  # "http://[::1": urllib refuses it
+        raise SourceError(f"{url}: unusable next-page link {following[:200]!r}: {exc}") from exc
+
+
+def _cleaned(release: Any) -> dict[str, Any] | None:
+    if not isinstance(release, dict):
+        raise TypeError(f"a {type(release).__name__} where a release belongs")
+    if not _text(release.get("ocid")):
+        return None
+    return {k: v for k, v in release.items() if k not in _IGNORED}
 
 
 def _from_record(record: Any) -> dict[str, Any] | None:
     if not isinstance(record, dict):
-        return None
-    embedded = [r for r in record.get("releases") or [] if isinstance(r, dict)]
+        raise TypeError(f"a {type(record).__name__} where a record belongs")
+    embedded = [r for r in _list(record.get("releases")) if isinstance(r, dict)]
     compiled = record.get("compiledRelease")
     if not isinstance(compiled, dict):
         # No compiled state: fall back to the newest release embedded in full.
         full = [r for r in embedded if "ocid" in r]
-        return max(full, key=_date) if full else None
+        return _cleaned(max(full, key=_date)) if full else None
     release = dict(compiled)
     release.setdefault("ocid", record.get("ocid"))
     tagged = [r for r in embedded if r.get("tag")]
     if tagged:
         # The compiled release is tagged "compiled"; the newest real tag says what happened.
         release["tag"] = max(tagged, key=_date)["tag"]
-    return release
+    return _cleaned(release)
 
 
 def _keep_latest(latest: dict[str, _Dated], release: dict[str, Any]) -> None:
@@ -171,8 +187,8 @@ def _description(release: dict[str, Any]) -> str:
 def _buyer(release: dict[str, Any]) -> str:
     if name := _text(_get(release, "buyer", "name")):
         return name
-    for party in release.get("parties") or []:
-        roles = _dict(party).get("roles") or []
+    for party in _list(release.get("parties")):
+        roles = _list(_dict(party).get("roles"))
         if "buyer" in roles and (name := _text(_dict(party).get("name"))):
             return name
     return ""
@@ -181,7 +197,7 @@ def _buyer(release: dict[str, Any]) -> str:
 def _amount(release: dict[str, Any]) -> tuple[float | None, str | None]:
     values = [_get(release, "tender", "value"), _get(release, "planning", "budget", "amount")]
     for block in ("awards", "contracts"):
-        values += [_dict(entry).get("value") for entry in release.get(block) or []]
+        values += [_dict(entry).get("value") for entry in _list(release.get(block))]
     for value in values:
         value = _dict(value)
         amount = parse_amount(value.get("amount"))
@@ -191,10 +207,10 @@ def _amount(release: dict[str, Any]) -> tuple[float | None, str | None]:
 
 
 def _tags(release: dict[str, Any]) -> tuple[str, ...]:
-    tags = [t for t in release.get("tag") or [] if isinstance(t, str) and t != "compiled"]
+    tags = [t for t in _list(release.get("tag")) if isinstance(t, str) and t != "compiled"]
     for entry in _all_items(release):
         item = _dict(entry)
-        extra = item.get("additionalClassifications") or []
+        extra = _list(item.get("additionalClassifications"))
         for classification in [item.get("classification"), *extra]:
             if code := _text(_dict(classification).get("id")):
                 tags.append(code)
@@ -202,17 +218,17 @@ def _tags(release: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _all_items(release: dict[str, Any]) -> list[Any]:
-    items = list(_get(release, "tender", "items") or [])
+    items = list(_list(_get(release, "tender", "items")))
     for block in ("awards", "contracts"):
-        for entry in release.get(block) or []:
-            items += _dict(entry).get("items") or []
+        for entry in _list(release.get(block)):
+            items += _list(_dict(entry).get("items"))
     return items
 
 
 def _url(release: dict[str, Any]) -> str | None:
     if uri := _text(release.get("uri")):
         return uri
-    documents = [_dict(d) for d in _get(release, "tender", "documents") or []]
+    documents = [_dict(d) for d in _list(_get(release, "tender", "documents"))]
     notices = [d for d in documents if d.get("documentType") == "tenderNotice"]
     return next((_text(d["url"]) for d in notices + documents if _text(d.get("url"))), None)
 
@@ -230,6 +246,10 @@ def _first(release: dict[str, Any], block: str, field: str) -> Any:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str:

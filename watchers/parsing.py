@@ -2,12 +2,15 @@
 
 Naive dates mean Asia/Jerusalem for Israeli sources (mr.gov.il, data.gov.il,
 the Ministry of Finance) and UTC for CKAN timestamps; the caller says which.
-A value that cannot be parsed is ``None``, never "now".
+A value that cannot be parsed is ``None``, never "now"; no text makes these
+parsers raise (a year 1 or 9999 that overflows UTC, ``25:99``, a number too
+large for a float).
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import UTC, datetime, time, tzinfo
 from zoneinfo import ZoneInfo
@@ -41,10 +44,13 @@ def parse_date(text: str | None, *, zone: tzinfo = ISRAEL) -> datetime | None:
     day = _parse_day(day_text)
     if day is None:
         return _parse_iso(text, zone)
-    at = time(0, 0)
-    if clock and (m := _HM.match(clock)):
-        at = time(int(m[1]), int(m[2]), int(m[3] or 0))
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+    try:
+        at = time(0, 0)
+        if clock and (m := _HM.match(clock)):
+            at = time(int(m[1]), int(m[2]), int(m[3] or 0))
+        return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):  # 25:99, or a day at the ends of the calendar
+        return None
 
 
 def _parse_day(text: str) -> datetime | None:
@@ -71,30 +77,37 @@ def _year(text: str) -> int:
 def _parse_iso(text: str, zone: tzinfo) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):  # 0001-01-01 in Israel time is before year 1 UTC
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
 
 
 def parse_amount(text: str | int | float | None, *, scale: float = 1.0) -> float | None:
     """Parse ``"6,830"``, ``-95``, ``"₪ 15,191"`` into a float times ``scale``.
 
-    Returns ``None`` for empty or unparseable text. Zero stays zero; whether
-    zero means "unknown" is the source's call.
+    Returns ``None`` for empty or unparseable text, and for what is no finite
+    amount (``NaN``, ``10**400``). Zero stays zero; whether zero means "unknown"
+    is the source's call. A value of another type (a list) raises: the record is
+    malformed.
     """
     if text is None:
         return None
     if isinstance(text, int | float):
-        return float(text) * scale
+        return _finite(text, scale)
     cleaned = re.sub(r"[^\d.\-]", "", text.replace("\u2212", "-"))
     if not cleaned or cleaned in {"-", "."}:
         return None
+    return _finite(cleaned, scale)
+
+
+def _finite(value: str | int | float, scale: float) -> float | None:
     try:
-        return float(cleaned) * scale
-    except ValueError:
+        amount = float(value) * scale
+    except (ValueError, OverflowError):
         return None
+    return amount if math.isfinite(amount) else None
 
 
 def clean_text(text: str | None) -> str:

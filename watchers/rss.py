@@ -4,6 +4,7 @@ A feed is a sliding window, never a whole listing, so batches are never
 ``complete``. The cursor holds the ``ETag`` and ``Last-Modified`` validators
 for a conditional GET. A feed that is ill-formed but still yields entries is
 used; one that yields nothing while ill-formed is a failed poll, not "no news".
+An entry that cannot become an item is skipped and counted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import field_validator
 
 from agent.errors import SourceError
 from agent.models import Item, Kind
-from watchers.base import Batch, SourceSettings, fetch
+from watchers.base import RECORD_ERRORS, Batch, SourceSettings, fetch, parse_each
 from watchers.parsing import clean_text
 
 logger = logging.getLogger(__name__)
@@ -62,16 +63,24 @@ class RssWatcher(SourceSettings):
 
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
         """Fetch the feed (conditionally) and return its entries as items."""
-        response = await fetch(http, self.url, headers=_conditional_headers(cursor))
+        conditional = _conditional_headers(cursor)
+        response = await fetch(http, self.url, headers=conditional)
         if response.status_code == 304:
+            if not conditional:  # "not modified" since nothing: no answer at all
+                raise SourceError(f"{self.url}: HTTP 304 to a request that was not conditional")
             return Batch(items=[], cursor=cursor, complete=False)
-        feed = parse_feed(
-            response.content, response.headers.get("content-type"), encoding=self.encoding
-        )
+        content_type = response.headers.get("content-type")
+        try:
+            feed = parse_feed(response.content, content_type, encoding=self.encoding)
+        except RECORD_ERRORS as exc:
+            raise SourceError(f"{self.url}: unreadable feed: {type(exc).__name__}: {exc}") from exc
         _check(feed, self.url)
-        publisher = self.publisher or clean_text(feed.feed.get("title")) or None
-        items = _dedupe(self._item(entry, publisher) for entry in feed.entries)
-        return Batch(items=items, cursor=_validators(response), complete=False)
+        title = feed.get("feed", {}).get("title")
+        publisher = self.publisher or clean_text(title if isinstance(title, str) else None) or None
+        items, skipped = parse_each(feed.entries, lambda e: self._item(e, publisher), self.url)
+        return Batch(
+            items=_dedupe(items), cursor=_validators(response), complete=False, skipped=skipped
+        )
 
     def _item(self, entry: Any, publisher: str | None) -> Item:
         summary = entry.get("summary") or _first_content(entry)
@@ -113,8 +122,10 @@ def _check(feed: Any, url: str) -> None:
         if feed.bozo:
             logger.warning("%s: ill-formed feed, entries kept: %r", url, feed.bozo_exception)
         return
-    if not feed.version:
-        raise SourceError(f"{url}: not an RSS or Atom document ({feed.get('bozo_exception')!r})")
+    # feedparser leaves ``version`` out altogether for an empty body.
+    if not feed.get("version"):
+        reason = feed.get("bozo_exception") or "an empty body"
+        raise SourceError(f"{url}: not an RSS or Atom document ({reason!r})")
     # A charset mismatch alone still parsed the whole document; anything else may have cut it.
     if feed.bozo and not isinstance(feed.bozo_exception, _HARMLESS):
         raise SourceError(f"{url}: ill-formed feed with no entries: {feed.bozo_exception!r}")
@@ -125,7 +136,10 @@ def entry_key(entry: Any) -> str:
     if entry_id := (entry.get("id") or "").strip():
         return str(entry_id)
     if link := (entry.get("link") or "").strip():
-        return _normalise_link(link)
+        try:
+            return _normalise_link(link)
+        except ValueError:  # urllib refuses "http://[::1"; the link is still an identity
+            return str(link)
     basis_fields = [entry.get("title", ""), entry.get("published", "")]
     if not any(basis_fields):
         # Nothing else tells such entries apart; without this they would collapse into one.
@@ -160,7 +174,12 @@ def _first_content(entry: Any) -> str:
 
 def _utc(parsed: time.struct_time | None) -> datetime | None:
     # feedparser normalises every date it understands to a UTC struct_time.
-    return datetime.fromtimestamp(calendar.timegm(parsed), UTC) if parsed else None
+    if not parsed:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, OSError):  # a year the platform cannot represent
+        return None
 
 
 def _raw(entry: Any) -> dict[str, Any]:
