@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 import notifiers
 from agent import subscriptions
-from agent.cli import all_subscriptions, cli, config_of, echo_json, session_of
+from agent.cli import all_subscriptions, cli, config_of, echo_json, run, session_of
 from agent.cli_rules import rule_options
 from agent.config import Config, format_errors
 from agent.errors import AgentError
@@ -58,6 +58,16 @@ def subscriptions_group() -> None:
 @click.option(
     "--cadence", type=click.Choice(subscriptions.CADENCES), default="immediate", show_default=True
 )
+@click.option(
+    "--channel-cadence",
+    "cadences",
+    multiple=True,
+    metavar="CHANNEL=CADENCE",
+    help="A different cadence on one channel (telegram=immediate); repeatable.",
+)
+@click.option("--timezone", help="The subscriber's time zone (default: the service's).")
+@click.option("--digest-hour", type=click.IntRange(0, 23), help="Local hour of digests.")
+@click.option("--quiet-hours", help="Local hours when immediate alerts wait: 22-07.")
 @click.option("--replace", is_flag=True, help="Overwrite the subscription NAME if it exists.")
 @click.pass_context
 def add(
@@ -72,13 +82,15 @@ def add(
     for channel, (option, flag) in _ADDRESS_OPTIONS.items():
         if channel in channels and not options[option]:
             raise click.UsageError(f"the {channel} channel needs {flag}")
+    pairs = options.pop("cadences")
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+    given["cadences"] = dict(_pair(text) for text in pairs) if isinstance(pairs, tuple) else {}
     try:
         entry = subscriptions.SubscriptionInput.model_validate(
             {
                 "name": name,
                 "channels": list(channels),
-                **{k: v for k, v in given.items() if v not in (None, [])},
+                **{k: v for k, v in given.items() if v not in (None, [], {})},
             }
         )
     except ValidationError as exc:
@@ -95,10 +107,18 @@ def add(
             )
         sub = subscriptions.save(session, entry, now=utcnow())
         session.commit()
-        feed = _links(config).feed_url(sub)
+        links = _links(config)
+        feeds = (links.feed_url(sub), links.rss_url(sub), links.calendar_url(sub))
     done = "replaced" if existing is not None else "saved"
     click.echo(f"subscription {sub.id} {sub.name!r} {done}; rule: {describe(entry.rule.compile())}")
-    click.echo(f"feed: {feed}")
+    click.echo("feed: {}\nrss: {}\ncalendar: {}".format(*feeds))
+
+
+def _pair(text: object) -> tuple[str, str]:
+    name, sep, value = str(text).partition("=")
+    if not sep:
+        raise click.BadParameter(f"{text!r}: write CHANNEL=CADENCE, e.g. telegram=immediate")
+    return name.strip(), value.strip()
 
 
 @subscriptions_group.command("list")
@@ -111,7 +131,13 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     with session_of(config) as session:
         subs = all_subscriptions(session)
     if as_json:
-        echo_json([subscriptions.describe(s, feed_url=links.feed_url(s)) for s in subs])
+        echo_json(
+            [
+                subscriptions.describe(s, feed_url=links.feed_url(s))
+                | {"rss_url": links.rss_url(s), "calendar_url": links.calendar_url(s)}
+                for s in subs
+            ]
+        )
         return
     for sub in subs:
         state = "" if sub.active else " (inactive)"
@@ -151,6 +177,33 @@ def import_(ctx: click.Context, file: Path) -> None:
         f"imported {len(entries)} subscriptions from {file} "
         f"({len(entries) - updated} new, {updated} updated)"
     )
+
+
+@subscriptions_group.command("telegram-link")
+@click.argument("ref")
+@click.pass_context
+@run
+async def telegram_link(ctx: click.Context, ref: str) -> None:
+    """Print the Telegram links that connect a chat, a group or a channel to REF."""
+    config = config_of(ctx)
+    bot = config.notifiers.telegram
+    if bot is None:
+        raise AgentError(f"the telegram channel is not configured; to use it, {bot_setup()}")
+    with session_of(config) as session:
+        sub = subscriptions.find(session, ref)
+        if sub is None:
+            raise AgentError(f"no subscription {ref!r}")
+        token = _links(config).telegram_start(sub)
+    async with bot:  # getMe: the links name the bot
+        name = bot.username
+    click.echo(f"private chat: https://t.me/{name}?start={token}")
+    click.echo(f"group:        https://t.me/{name}?startgroup={token}")
+    click.echo(f"channel:      add @{name} as an administrator, then post /start {token}")
+
+
+def bot_setup() -> str:
+    """How to turn the Telegram channel on."""
+    return notifiers.channel("telegram").how_to_enable
 
 
 def _links(config: Config) -> Links:

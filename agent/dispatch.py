@@ -42,6 +42,7 @@ from agent.errors import (
 from agent.links import Links
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Recipient, Renderer
+from agent.schedule import Cadence
 from notifiers import Notifier
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class _Run:
         if await self.held(channel, address, [a.delivery_id for a in alerts]):
             done.update(a.delivery_id for a in alerts)
             return
-        recipient = recipient_for(sub, address, self.links)
+        recipient = recipient_for(sub, address, self.links, channel)
         for outgoing in self.renderer.render(channel, recipient, alerts, now=self.clock()):
             ids = list(outgoing.delivery_ids)
             try:
@@ -246,18 +247,29 @@ def alert_for(delivery: Delivery, event: StoredEvent) -> Alert:
     """The alert a stored delivery carries, ready for rendering."""
     assert delivery.id is not None
     return Alert(
-        delivery.id, event.to_event(), delivery.reasons, event.created_at, delivery.message_token
+        delivery.id,
+        event.to_event(),
+        delivery.reasons,
+        event.created_at,
+        delivery.message_token,
+        rolled_over=bool(delivery.rolled_over),
     )
 
 
-def recipient_for(sub: Subscription, address: str, links: Links) -> Recipient:
-    """Who a subscription's messages go to, with its links."""
+def recipient_for(
+    sub: Subscription, address: str, links: Links, channel: str | None = None
+) -> Recipient:
+    """Who a subscription's messages go to, with its links; on ``channel``, maybe a digest."""
+    cadence = (sub.cadences or {}).get(channel or "", sub.cadence)
     return Recipient(
+        digest=cadence != Cadence.IMMEDIATE,
         subscription_name=sub.name,
         address=address,
         language=sub.language,
         feed_url=links.feed_url(sub),
         unsubscribe_url=links.unsubscribe_url(sub),
+        manage_url=links.manage_url(sub),
+        public_id=sub.public_id,
         rule=sub.compiled,
     )
 

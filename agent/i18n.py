@@ -94,9 +94,13 @@ def days_left(
     if deadline < now:
         return str(catalogue["days_left"]["closed"])
     days = (deadline.astimezone(zone).date() - now.astimezone(zone).date()).days
-    form = "zero" if days == 0 else Locale.parse(LOCALES[language]).plural_form(days)
-    texts = catalogue["days_left"]
-    return str(texts.get(form, texts["other"])).format(n=days)
+    return plural(catalogue["days_left"], days, language)
+
+
+def plural(texts: Catalogue, count: int, language: str) -> str:
+    """Pick the CLDR plural form of ``count`` from ``texts`` (``zero`` for 0 if given)."""
+    form = "zero" if count == 0 else Locale.parse(LOCALES[language]).plural_form(count)
+    return str(texts.get(form, texts["other"])).format(n=count)
 
 
 def _merge(into: Catalogue, update: Catalogue) -> None:

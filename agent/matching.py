@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from agent.models import Event, EventType, StoredItem, Subscription
 from agent.rules import Engine, Match, RuleSpec, document_frequency, load_node
+from agent.schedule import Cadence, Schedule, parse_quiet_hours
 
 #: How many of the newest stored items teach the index which words are rare.
 FREQUENCY_SAMPLE = 2000
@@ -34,6 +36,21 @@ class Target:
     subscription_id: int
     channels: tuple[str, ...]
     cadence: str
+    #: Channels whose cadence differs from ``cadence``.
+    cadences: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    digest_hour: int | None = None
+    quiet_hours: str | None = None
+
+    def schedule(self, channel: str, *, zone: str, hour: int) -> Schedule:
+        """This subscription's timing on ``channel``; ``zone`` and ``hour`` are the defaults."""
+        quiet = parse_quiet_hours(self.quiet_hours) if self.quiet_hours else None
+        return Schedule(
+            Cadence(self.cadences.get(channel, self.cadence)),
+            ZoneInfo(self.timezone or zone),
+            hour if self.digest_hour is None else self.digest_hour,
+            quiet,
+        )
 
 
 class Matcher:
@@ -75,7 +92,7 @@ class Matcher:
         )
         self.engine.add(sub.id, node)
         self._versions[sub.id] = sub.updated_at
-        self._targets[sub.id] = Target(sub.id, tuple(sub.channels), sub.cadence)
+        self._targets[sub.id] = target_of(sub)
 
     def _drop(self, sid: int) -> None:
         if self.engine is not None:
@@ -91,6 +108,20 @@ class Matcher:
 
     def __len__(self) -> int:
         return len(self._versions)
+
+
+def target_of(sub: Subscription) -> Target:
+    """What the outbox needs of ``sub``."""
+    assert sub.id is not None
+    return Target(
+        sub.id,
+        tuple(sub.channels),
+        sub.cadence,
+        dict(sub.cadences or {}),
+        sub.timezone,
+        sub.digest_hour,
+        sub.quiet_hours,
+    )
 
 
 @contextlib.contextmanager

@@ -345,7 +345,17 @@ class Subscription(SQLModel, table=True):
         default_factory=dict, sa_column=Column(sa.JSON, nullable=True)
     )
     language: str = "he"
+    #: A ``Cadence``: how often alerts go out, on every channel without its own.
     cadence: str = "immediate"
+    #: Per-channel cadences that differ from ``cadence`` (``{"telegram": "immediate"}``).
+    cadences: dict[str, str] = SQLField(
+        default_factory=dict, sa_column=Column(sa.JSON, nullable=True)
+    )
+    #: The subscriber's time zone and digest hour; ``None`` takes the ``[agent]`` defaults.
+    timezone: str | None = None
+    digest_hour: int | None = None
+    #: ``22-07``: immediate alerts wait out these local hours (``agent.schedule``).
+    quiet_hours: str | None = None
     feed_token: str = SQLField(unique=True, index=True)
     active: bool = True
     created_at: datetime = _utc_column(nullable=False)
@@ -381,6 +391,8 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _utc_column(nullable=False)
     sent_at: datetime | None = _utc_column()
     last_error: str | None = None
+    #: Held back by the hourly flood cap into the next digest, which says so.
+    rolled_over: bool | None = None
     #: What the channel gave back: an e-mail Message-ID, a Telegram message id.
     receipt: str | None = None
     #: Why the rule matched: the clauses and terms that hit (``agent.rules.Match``).

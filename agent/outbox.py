@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from agent.errors import DeliveryError, RateLimited
 from agent.models import Delivery, DeliveryStatus, StoredEvent, Subscription, Suppression
+from agent.schedule import Cadence, Schedule
 
 #: How long a claimed group stays invisible to other dispatch runs: far longer
 #: than one send, since only the group being sent is ever leased.
@@ -61,15 +62,7 @@ class Claimed:
 
 def due_at(cadence: str, now: datetime, *, zone: str, hour: int) -> datetime:
     """When a new alert should go out: now, or at the next daily/weekly digest."""
-    if cadence == "immediate":
-        return now
-    local = now.astimezone(ZoneInfo(zone))
-    slot = local.replace(hour=hour, minute=0, second=0, microsecond=0)
-    if slot <= local:
-        slot += timedelta(days=1)
-    if cadence == "weekly":  # Sunday, the first day of the Israeli working week
-        slot += timedelta(days=(6 - slot.weekday()) % 7)
-    return slot.astimezone(now.tzinfo)
+    return Schedule(Cadence(cadence), ZoneInfo(zone), hour).due(now)
 
 
 def enqueue(session: Session, rows: Iterable[dict[str, Any]]) -> int:
@@ -191,6 +184,19 @@ def cancel(session: Session, subscription_id: int, *, reason: str) -> int:
         update(Delivery)
         .where(col(Delivery.subscription_id) == subscription_id)
         .where(col(Delivery.status).in_((DeliveryStatus.PENDING, DeliveryStatus.RETRYING)))
+        .values(status=DeliveryStatus.CANCELLED, last_error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
+def cancel_channel(session: Session, subscription_id: int, channel: str, *, reason: str) -> int:
+    """Mark what a subscription had queued or held on one channel it left; return how many."""
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SUPPRESSED)
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.subscription_id) == subscription_id, col(Delivery.channel) == channel)
+        .where(col(Delivery.status).in_(waiting))
         .values(status=DeliveryStatus.CANCELLED, last_error=reason)
         .execution_options(synchronize_session=False)
     )

@@ -25,7 +25,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import css_inline
-from feedgen.feed import FeedGenerator
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -34,14 +33,14 @@ from jinja2 import (
     select_autoescape,
 )
 
-from agent import i18n
+from agent import feeds, i18n
+from agent.digest import Merged, Section, merge, sections
 from agent.errors import RuleError
 from agent.models import Event
 from agent.rules import load_node
 from agent.rules.explain import Scope, scope_of
 from agent.views import ItemView, Reader, shorten, view
 from notifiers import channel as channel_class
-from notifiers import feed_channels
 from notifiers.base import Batching, Layout, Message
 
 logger = logging.getLogger(__name__)
@@ -61,6 +60,8 @@ class Alert:
     created_at: datetime
     #: The delivery's random ``message_token``, which e-mail Message-IDs are made of.
     message_token: str | None = None
+    #: Held back by the hourly flood cap: a digest says how many it carries.
+    rolled_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Recipient:
     feed_url: str
     unsubscribe_url: str | None
     manage_url: str | None = None
+    #: The subscription's random public id, which names its list (e-mail ``List-Id``).
+    public_id: str | None = None
+    #: The message is a digest (a daily or weekly cadence): items go in sections.
+    digest: bool = False
     #: The subscription's compiled rule (``Subscription.compiled``), so the "why"
     #: line can leave out what every alert of it meets; None says everything.
     rule: dict[str, Any] | None = None
@@ -128,38 +133,30 @@ class Renderer:
         if not alerts:
             return []
         reader = self._reader(recipient, alerts, now)
-        views = [view(alert, reader) for alert in alerts]
-        tokens = {a.delivery_id: a.message_token for a in alerts}
         layout = channel_class(channel).layout
-        cut = _Cutter(self, channel, layout, self._context(recipient, reader))
+        plan = _Plan.of(alerts, layout, recipient, reader)
+        views = [view(alert, reader) for alert in plan.shown]
+        context = self._context(recipient, reader)
+        cut = _Cutter(self, channel, layout, lambda group: context | plan.context(group, reader))
         return [
             Outgoing(
-                self._message(channel, layout, recipient, reader, group, tokens),
-                tuple(one.delivery_id for one in group),
+                self._message(channel, layout, recipient, reader, group, plan),
+                plan.carried_by(group),
             )
             for group in cut.groups(views)
         ]
 
     def render_feed(
-        self, recipient: Recipient, alerts: Sequence[Alert], *, updated_at: datetime
+        self,
+        recipient: Recipient,
+        alerts: Sequence[Alert],
+        *,
+        updated_at: datetime,
+        fmt: feeds.FeedFormat = feeds.FeedFormat.ATOM,
+        links: feeds.FeedLinks | None = None,
     ) -> bytes:
-        """Render a subscription's Atom feed, newest alert first as given."""
-        reader = self._reader(recipient, alerts, updated_at)
-        feed = FeedGenerator()
-        feed.id(recipient.feed_url)
-        feed.title(
-            str(reader.catalogue["feed_title"]).format(
-                site=self.site_name, subscription=recipient.subscription_name
-            )
-        )
-        feed.link(href=recipient.feed_url, rel="self")
-        feed.language(reader.language)
-        feed.updated(updated_at)
-        # feedgen prepends entries, so add oldest first to keep the given order.
-        for alert in reversed(alerts):
-            self._feed_entry(feed, recipient, reader, alert)
-        body: bytes = feed.atom_str(pretty=True)
-        return body
+        """Render a subscription's Atom or RSS feed, newest alert first (``agent.feeds``)."""
+        return feeds.render(self, recipient, alerts, updated_at=updated_at, fmt=fmt, links=links)
 
     def _reader(
         self, recipient: Recipient, alerts: Sequence[Alert], now: datetime | None
@@ -195,9 +192,9 @@ class Renderer:
         recipient: Recipient,
         reader: Reader,
         views: list[ItemView],
-        tokens: dict[int, str | None],
+        plan: _Plan,
     ) -> Message:
-        context = self._context(recipient, reader) | {"items": views, "item": views[0]}
+        context = self._context(recipient, reader) | plan.context(views, reader)
         subject = " ".join(self.optional(channel, "subject.txt", context).split())
         text = self.optional(channel, "body.txt", context)
         body = self.optional(channel, "body.html", context) or None
@@ -209,9 +206,10 @@ class Renderer:
             text=text + "\n" if text else "",
             html=body,
             language=reader.language,
-            message_id=self._message_id([tokens.get(one.delivery_id) for one in views]),
+            message_id=self._message_id([plan.tokens[i] for i in plan.carried_by(views)]),
             unsubscribe_url=recipient.unsubscribe_url,
             manage_url=recipient.manage_url,
+            list_id=f"{recipient.public_id}.{self.mail_domain}" if recipient.public_id else None,
         )
 
     def optional(self, channel: str, name: str, context: dict[str, Any]) -> str:
@@ -237,25 +235,6 @@ class Renderer:
             return None
         joined = ",".join(sorted(token for token in tokens if token))
         return f"<sa-{hashlib.sha256(joined.encode()).hexdigest()[:32]}@{self.mail_domain}>"
-
-    def _feed_entry(
-        self, feed: FeedGenerator, recipient: Recipient, reader: Reader, alert: Alert
-    ) -> None:
-        [channel] = feed_channels()
-        one = view(alert, reader)
-        layout = channel_class(channel).layout
-        message = self._message(channel, layout, recipient, reader, [one], {})
-        item = alert.event.item
-        entry = feed.add_entry()
-        key = f"{item.source}\x00{item.key}\x00{alert.event.dedup_key}"
-        # Stable across renders, so readers never show an entry twice.
-        entry.id("urn:smart-agent:event:" + hashlib.sha1(key.encode()).hexdigest())
-        entry.title(message.subject)
-        entry.content(message.html, type="html")
-        entry.updated(alert.created_at)
-        entry.published(item.published_at or alert.created_at)
-        if item.url:
-            entry.link(href=item.url)
 
 
 def _scope(recipient: Recipient) -> Scope:
@@ -285,13 +264,71 @@ def _longest(
 
 
 @dataclass(frozen=True)
+class SectionView:
+    """One section of a digest, as templates show it."""
+
+    title: str
+    #: What it holds, counted in the reader's language ("3 items").
+    subtitle: str
+    items: list[ItemView]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one recipient's alerts become: one per item, maybe in digest sections."""
+
+    shown: list[Alert]
+    #: Each shown alert's deliveries (several when an item's alerts were merged).
+    carried: dict[int, tuple[int, ...]]
+    #: Each shown alert's section, when the message is a digest.
+    sections: dict[int, Section]
+    tokens: dict[int, str | None]
+    held_back: frozenset[int]
+
+    @classmethod
+    def of(cls, alerts: Sequence[Alert], layout: Layout, who: Recipient, reader: Reader) -> _Plan:
+        """Merge each item's alerts (not for feeds: one entry per event) and section a digest."""
+        each = layout.batching is Batching.EACH
+        merged = [Merged(a, (a.delivery_id,)) for a in alerts] if each else merge(alerts)
+        shown = [m.alert for m in merged]
+        held = frozenset(a.delivery_id for a in alerts if a.rolled_over)
+        kinds: dict[int, Section] = {}
+        if not each and (who.digest or held):
+            grouped = sections(shown, reader.now)
+            shown = [alert for _, group in grouped for alert in group]
+            kinds = {alert.delivery_id: section for section, group in grouped for alert in group}
+        carried = {m.alert.delivery_id: m.delivery_ids for m in merged}
+        return cls(shown, carried, kinds, {a.delivery_id: a.message_token for a in alerts}, held)
+
+    def carried_by(self, views: Sequence[ItemView]) -> tuple[int, ...]:
+        """Every delivery the given items stand for."""
+        return tuple(i for one in views for i in self.carried[one.delivery_id])
+
+    def context(self, views: list[ItemView], reader: Reader) -> dict[str, Any]:
+        """What templates see of these items: the items, and sections if a digest."""
+        texts = reader.catalogue["digest"]
+        found = [
+            SectionView(
+                str(texts[section.value]),
+                i18n.plural(texts["count"], len(members), reader.language),
+                members,
+            )
+            for section in Section
+            if (members := [v for v in views if self.sections.get(v.delivery_id) is section])
+        ]
+        held = sum(1 for i in self.carried_by(views) if i in self.held_back)
+        return {"items": views, "item": views[0], "sections": found, "held_back": held}
+
+
+@dataclass(frozen=True)
 class _Cutter:
     """Cuts one recipient's alerts into groups, one message each, as the layout says."""
 
     renderer: Renderer
     channel: str
     layout: Layout
-    context: dict[str, Any]
+    #: The template context of a group of items.
+    context: Callable[[list[ItemView]], dict[str, Any]]
 
     def groups(self, views: list[ItemView]) -> list[list[ItemView]]:
         """Return the groups of items, in order."""
@@ -343,7 +380,7 @@ class _Cutter:
         raise ValueError(f"the {self.channel} templates leave no room within {limit} characters")
 
     def _fits(self, views: list[ItemView]) -> bool:
-        context = self.context | {"items": views, "item": views[0]}
+        context = self.context(views)
         body = self.renderer.optional(self.channel, "body.html", context) or (
             self.renderer.optional(self.channel, "body.txt", context)
         )

@@ -18,6 +18,7 @@ from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
+from zoneinfo import available_timezones
 
 from pydantic import (
     BaseModel,
@@ -34,13 +35,13 @@ from agent.config import format_errors
 from agent.errors import AgentError
 from agent.models import Delivery, Subscription
 from agent.rules import RuleSpec, dump_node
+from agent.schedule import Cadence, parse_quiet_hours
 
 Language = Literal["he", "ar", "en"]
-Cadence = Literal["immediate", "daily", "weekly"]
 #: The closed sets, as tuples for help texts and click choices.
 CHANNELS: tuple[str, ...] = tuple(notifiers.CHANNELS)
 LANGUAGES: tuple[str, ...] = get_args(Language)
-CADENCES: tuple[str, ...] = get_args(Cadence)
+CADENCES: tuple[str, ...] = tuple(cadence.value for cadence in Cadence)
 #: The input field of each addressed channel's address (``email``, ...), by channel.
 ADDRESS_FIELDS: dict[str, str] = {
     name: field for name, cls in notifiers.CHANNELS.items() if (field := cls.address_field)
@@ -67,7 +68,14 @@ class SubscriptionInput(BaseModel):
     #: command line under the channel's own field name (``email = ...``).
     addresses: dict[str, str] = Field(default_factory=dict)
     language: Language = "he"
-    cadence: Cadence = "immediate"
+    cadence: Cadence = Cadence.IMMEDIATE
+    #: A different cadence on some channels: ``{telegram = "immediate"}``.
+    cadences: dict[str, Cadence] = Field(default_factory=dict)
+    #: The subscriber's time zone and digest hour; unset takes the service's defaults.
+    timezone: str | None = None
+    digest_hour: int | None = Field(default=None, ge=0, le=23)
+    #: ``22-07``: immediate alerts wait out these local hours.
+    quiet_hours: str | None = None
     rule: RuleSpec = Field(default_factory=RuleSpec)
 
     @model_validator(mode="before")
@@ -96,6 +104,26 @@ class SubscriptionInput(BaseModel):
         if unknown:
             raise ValueError(f"no channel {unknown[0]!r}: the channels are {', '.join(CHANNELS)}")
         return list(dict.fromkeys(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Jerusalem)")
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+    @model_validator(mode="after")
+    def _channel_cadences(self) -> SubscriptionInput:
+        if unknown := [name for name in self.cadences if name not in self.channels]:
+            raise ValueError(f"cadences: {unknown[0]!r} is not one of this subscription's channels")
+        return self
 
     @model_validator(mode="after")
     def _addresses(self) -> SubscriptionInput:
@@ -154,6 +182,9 @@ def save(session: Session, given: SubscriptionInput, *, now: datetime) -> Subscr
     sub.addresses = dict(given.addresses)
     sub.language = given.language
     sub.cadence = given.cadence
+    sub.cadences = {name: cadence.value for name, cadence in given.cadences.items()}
+    sub.timezone, sub.digest_hour = given.timezone, given.digest_hour
+    sub.quiet_hours = given.quiet_hours
     sub.active = True
     sub.updated_at = now
     session.add(sub)
@@ -221,6 +252,10 @@ def describe(sub: Subscription, *, feed_url: str) -> dict[str, Any]:
         **{field: (sub.addresses or {}).get(name) for name, field in ADDRESS_FIELDS.items()},
         "language": sub.language,
         "cadence": sub.cadence,
+        "cadences": sub.cadences or {},
+        "timezone": sub.timezone,
+        "digest_hour": sub.digest_hour,
+        "quiet_hours": sub.quiet_hours,
         "rule": sub.rule,
         "feed_url": feed_url,
         "created_at": sub.created_at.isoformat(),
@@ -232,3 +267,29 @@ def delete(session: Session, sub: Subscription) -> None:
     for delivery in session.exec(select(Delivery).where(Delivery.subscription_id == sub.id)):
         session.delete(delivery)
     session.delete(sub)
+
+
+def connect(
+    session: Session, sub: Subscription, channel: str, address: str, *, now: datetime
+) -> None:
+    """Send ``sub``'s alerts on ``channel`` to ``address`` (a chat that said ``/start``).
+
+    An unsubscribed subscription comes back on this channel only.
+    """
+    if not sub.active:
+        sub.channels, sub.active = [], True
+    sub.addresses = {**(sub.addresses or {}), channel: address}
+    if channel not in sub.channels:
+        sub.channels = [*sub.channels, channel]
+    sub.updated_at = now
+    session.add(sub)
+
+
+def disconnect(session: Session, sub: Subscription, channel: str, *, now: datetime) -> None:
+    """Stop ``sub``'s alerts on ``channel``; with no channel left it is inactive."""
+    sub.channels = [name for name in sub.channels if name != channel]
+    sub.addresses = {k: v for k, v in (sub.addresses or {}).items() if k != channel}
+    sub.cadences = {k: v for k, v in (sub.cadences or {}).items() if k != channel}
+    sub.active = bool(sub.channels)
+    sub.updated_at = now
+    session.add(sub)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +29,10 @@ def item(title: str = HEBREW_TITLE, **changes: Any) -> Item:
     fields: dict[str, Any] = {
         "source": "govil-tenders",
         "kind": Kind.TENDER,
-        "key": "tender-2026-117",
+        # Another title is another tender, so a digest does not fold them into one.
+        "key": "tender-2026-117"
+        if title == HEBREW_TITLE
+        else f"tender-{zlib.crc32(title.encode(errors='surrogatepass'))}",
         "title": title,
         "description": "אספקת שירותי ענן ציבורי, הגירה ותחזוקה לשלוש שנים.",
         "publisher": "משרד הבריאות",

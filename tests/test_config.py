@@ -78,3 +78,16 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
 def test_relative_sqlite_path_is_resolved_against_the_config_folder(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[agent]\ndatabase_url = 'sqlite:///var/a.db'\n"))
     assert config.database_url == f"sqlite:///{tmp_path / 'var' / 'a.db'}"
+
+
+def test_a_bare_toml_date_in_budget_key_filters_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[sources.b]\nkind = "budgetkey"\ndoc_type = "tenders"\n'
+        "filters = { claim_date__gte = 2026-01-01 }\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(
+        ConfigError, match=r"sources\.b\.budgetkey\.filters: values must be strings"
+    ):
+        load_config(path)

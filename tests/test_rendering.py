@@ -271,7 +271,8 @@ def test_email_html_has_its_css_inlined(renderer: Renderer) -> None:
 
 
 def test_a_few_alerts_go_to_telegram_as_one_message_each(renderer: Renderer) -> None:
-    outs = renderer.render("telegram", recipient(), [alert(1), alert(2), alert(3)], now=NOW)
+    alerts = [alert(n, subject=item(f"{HEBREW_TITLE} {n}")) for n in (1, 2, 3)]
+    outs = renderer.render("telegram", recipient(), alerts, now=NOW)
     assert [o.delivery_ids for o in outs] == [(1,), (2,), (3,)]
     assert all(o.message.subject == "" for o in outs)
 

@@ -103,6 +103,11 @@ class BudgetKeyWatcher(SourceSettings):
                     raise ValueError(
                         f"{key}: Budget Key cannot filter with __eq; write the bare field"
                     )
+        try:
+            json.dumps(value)
+        except TypeError as exc:
+            # A bare TOML date (2026-01-01) is not JSON: Budget Key wants "2026-01-01".
+            raise ValueError(f"values must be strings, numbers or lists ({exc})") from exc
         return value
 
     async def poll(self, http: httpx.AsyncClient, cursor: str | None) -> Batch:
