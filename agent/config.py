@@ -52,6 +52,9 @@ class AgentSettings(BaseModel):
     retry_first: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
     #: Retries of a failed source never wait longer than this (or than its own interval).
     retry_cap: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    #: At most this many immediate alerts per subscriber, channel and hour; the rest
+    #: roll into the subscriber's next daily digest. 0 turns the cap off.
+    hourly_cap: int = Field(default=30, ge=0)
     #: After this many failed attempts a delivery is dead (visible, replayable).
     max_attempts: int = Field(default=8, ge=1)
     #: The zone digests are scheduled in and dates are shown in.

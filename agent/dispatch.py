@@ -39,6 +39,7 @@ from agent.errors import (
     RateLimited,
     StorageError,
 )
+from agent.flood import FloodCap
 from agent.links import Links
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.rendering import Alert, Recipient, Renderer
@@ -77,10 +78,12 @@ async def dispatch(
     clock: Callable[[], datetime],
     max_attempts: int,
     owner: str | None = None,
+    flood: FloodCap | None = None,
 ) -> DispatchResult:
     """Send every due delivery once; return what happened.
 
-    ``owner`` names this run's leases (a random token by default).
+    ``owner`` names this run's leases (a random token by default); ``flood`` caps
+    immediate alerts per subscriber, channel and hour.
     """
     run = _Run(db, notifiers, renderer, links, clock, max_attempts, owner or uuid.uuid4().hex)
     with Session(db) as session:
@@ -88,6 +91,8 @@ async def dispatch(
     for group in groups:
         with Session(db, expire_on_commit=False) as session:
             claimed = outbox.claim(session, group, now=clock(), owner=run.owner)
+            if flood is not None:
+                claimed = flood.apply(session, claimed, owner=run.owner, now=clock())
             session.commit()
         if claimed:
             await run.send_group(group[1], claimed)

@@ -7,6 +7,11 @@ and the subscription's own ``link_secret``. So a link cannot be forged (RFC
 8058 asks for a "hard-to-forge component"), cannot be used for another purpose,
 and never reaches a subscription made after its own was deleted. Tokens are
 parsed strictly: anything else is simply not a link.
+
+A Telegram deep link (``t.me/<bot>?start=<payload>``) allows only
+``[A-Za-z0-9_-]``, at most 64 characters, so the connect token is the same
+three parts without dots: the public id (22), the expiry in days since 1970
+(5 digits) and the signature (32 hex digits), 59 characters in all.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from agent.feeds import FeedFormat
 from agent.models import Subscription
 
 #: ASCII only, bounded: the public id, an expiry without leading zeros, 32 hex digits.
 _TOKEN = re.compile(r"([A-Za-z0-9_-]{22})\.([1-9][0-9]{0,11})\.([0-9a-f]{32})", re.ASCII)
+
+#: The same parts packed for a deep link: public id, expiry in whole days, signature.
+_START = re.compile(r"([A-Za-z0-9_-]{22})([1-9][0-9]{4})([0-9a-f]{32})", re.ASCII)
 
 #: Longer than any token we make; longer input is refused before the pattern runs.
 _MAX_TOKEN = 80
@@ -36,6 +45,8 @@ class Purpose(StrEnum):
 
     UNSUBSCRIBE = "unsubscribe"
     MANAGE = "manage"
+    #: ``/start <token>`` connects a Telegram chat to the subscription.
+    TELEGRAM_CONNECT = "telegram-connect"
 
 
 class LinkState(StrEnum):
@@ -67,6 +78,16 @@ def parse(text: str) -> Token | None:
     return Token(found[1], int(found[2]), found[3])
 
 
+def parse_start(text: str) -> Token | None:
+    """Return the parts of a well-formed deep-link (``/start``) token, or ``None``."""
+    if len(text) > _MAX_TOKEN:
+        return None
+    found = _START.fullmatch(text)
+    if found is None:
+        return None
+    return Token(found[1], int(found[2]) * _DAY, found[3])
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -86,11 +107,24 @@ class Links:
         self.public_url = public_url.rstrip("/")
         self._key = signing_key.encode()
         self._clock = clock
-        self._ttl = {Purpose.UNSUBSCRIBE: unsubscribe_ttl, Purpose.MANAGE: manage_ttl}
+        # A connect link is handed out like a manage link, and lives as long.
+        self._ttl = {
+            Purpose.UNSUBSCRIBE: unsubscribe_ttl,
+            Purpose.MANAGE: manage_ttl,
+            Purpose.TELEGRAM_CONNECT: manage_ttl,
+        }
 
-    def feed_url(self, sub: Subscription) -> str:
-        """The subscription's private Atom feed."""
-        return f"{self.public_url}/feeds/{sub.feed_token}.xml"
+    def feed_url(self, sub: Subscription, fmt: FeedFormat = FeedFormat.ATOM) -> str:
+        """The subscription's private Atom feed (or its feed in another format)."""
+        return f"{self.public_url}/feeds/{sub.feed_token}.{fmt.value}"
+
+    def rss_url(self, sub: Subscription) -> str:
+        """The subscription's private RSS 2.0 feed."""
+        return self.feed_url(sub, FeedFormat.RSS)
+
+    def calendar_url(self, sub: Subscription) -> str:
+        """The subscription's private iCalendar feed of deadlines."""
+        return self.feed_url(sub, FeedFormat.ICS)
 
     def unsubscribe_url(self, sub: Subscription) -> str:
         """The one-click unsubscribe link (GET shows a page, POST unsubscribes)."""
@@ -100,12 +134,21 @@ class Links:
         """A link to manage the subscription."""
         return f"{self.public_url}/manage/{self.sign(sub, Purpose.MANAGE)}"
 
+    def telegram_start(self, sub: Subscription) -> str:
+        """The payload of ``sub``'s Telegram deep link: ``/start <it>`` connects a chat."""
+        expires = self._expiry(Purpose.TELEGRAM_CONNECT)
+        signature = self._signature(sub, Purpose.TELEGRAM_CONNECT, expires)
+        return f"{sub.public_id}{expires // _DAY:05d}{signature}"
+
     def sign(self, sub: Subscription, purpose: Purpose) -> str:
         """Return a token for ``sub`` and ``purpose`` that expires after the purpose's TTL."""
+        expires = self._expiry(purpose)
+        return f"{sub.public_id}.{expires}.{self._signature(sub, purpose, expires)}"
+
+    def _expiry(self, purpose: Purpose) -> int:
         # Rounded up to a whole UTC day, so the links of one day (in a feed, in
         # a resent message) are the same text.
-        expires = math.ceil((self._clock() + self._ttl[purpose]).timestamp() / _DAY) * _DAY
-        return f"{sub.public_id}.{expires}.{self._signature(sub, purpose, expires)}"
+        return math.ceil((self._clock() + self._ttl[purpose]).timestamp() / _DAY) * _DAY
 
     def check(self, token: Token | None, sub: Subscription | None, purpose: Purpose) -> LinkState:
         """Whether ``token`` is a genuine, unexpired ``purpose`` link of ``sub``."""

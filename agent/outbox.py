@@ -203,6 +203,31 @@ def cancel_channel(session: Session, subscription_id: int, channel: str, *, reas
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
+def sent_since(session: Session, subscription_id: int, channel: str, since: datetime) -> int:
+    """How many of a subscription's alerts went out on ``channel`` since ``since``."""
+    query = (
+        select(func.count())
+        .select_from(Delivery)
+        .where(col(Delivery.subscription_id) == subscription_id)
+        .where(col(Delivery.channel) == channel, col(Delivery.status) == DeliveryStatus.SENT)
+        .where(col(Delivery.sent_at) >= since)
+    )
+    return int(session.exec(query).one())
+
+
+def roll_over(session: Session, ids: Sequence[int], *, owner: str, due: datetime) -> int:
+    """Hold owned rows for the digest at ``due``, marked so it says why; return how many."""
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(ids)), _owned(owner))
+        .values(
+            status=DeliveryStatus.PENDING, rolled_over=True, lease_owner=None, next_attempt_at=due
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
 def retry_now(session: Session, ids: Sequence[int], *, now: datetime) -> int:
     """Make failed rows waiting for a retry due now, keeping their attempts."""
     rows = [d for d in _rows(session, ids) if d.status == DeliveryStatus.RETRYING]

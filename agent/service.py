@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from agent import db as database
 from agent.config import Config
 from agent.dispatch import DispatchResult, dispatch
+from agent.flood import FloodCap
 from agent.keys import links_for
 from agent.links import Links
 from agent.matching import Matcher
@@ -119,7 +120,16 @@ class Agent:
             links=self.links,
             clock=self.clock,
             max_attempts=self.config.agent.max_attempts,
+            flood=self.flood,
         )
+
+    @property
+    def flood(self) -> FloodCap | None:
+        """The hourly cap on immediate alerts, unless turned off (``hourly_cap = 0``)."""
+        settings = self.config.agent
+        if not settings.hourly_cap:
+            return None
+        return FloodCap(settings.hourly_cap, settings.timezone, settings.digest_hour)
 
     async def check_sources(self) -> list[SourceCheck]:
         """Fetch every enabled source and report its health; store and send nothing."""

@@ -1,6 +1,7 @@
 """The HTTP server: per-subscription feeds, one-click unsubscribe, and health.
 
-* ``GET /feeds/<token>.xml`` -- the subscription's Atom feed (ETag, 304);
+* ``GET /feeds/<token>.xml|.rss|.ics`` -- the subscription's Atom, RSS and
+  iCalendar feeds, with ETag and Last-Modified (``agent.web_feeds``);
 * ``GET|POST /unsubscribe/<signed token>`` -- a page, and RFC 8058 one-click
   (``agent.links``: 404 unless genuine, 410 once expired);
 * ``GET /health`` -- every source's health and the outbox, as JSON; 200 when
@@ -10,31 +11,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from agent import outbox
-from agent.dispatch import alert_for, recipient_for
 from agent.health import ServiceStatus
 from agent.health import check as check_health
 from agent.links import Links, LinkState, Purpose
 from agent.links import parse as parse_token
-from agent.models import Delivery, StoredEvent, Subscription
-from agent.rendering import Alert, Renderer
-from notifiers import feed_channels
+from agent.models import Subscription
+from agent.rendering import Renderer
+from agent.web_feeds import feed_routes
 from watchers import Watcher
-
-#: Entries per feed: enough for a reader polling daily, small enough to stay fast.
-FEED_SIZE = 50
 
 
 def create_app(
@@ -44,24 +40,9 @@ def create_app(
     *,
     sources: Mapping[str, Watcher],
     clock: Callable[[], datetime],
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """Build the ASGI app over the given database and renderer."""
-
-    async def feed(request: Request) -> Response:
-        token = request.path_params["token"]
-        with Session(db) as session:
-            sub = session.exec(select(Subscription).where(Subscription.feed_token == token)).first()
-            if sub is None:
-                return Response("no such feed", status_code=404, media_type="text/plain")
-            alerts = _feed_alerts(session, sub)
-            recipient = recipient_for(sub, sub.feed_token, links)
-        updated = max((a.created_at for a in alerts), default=sub.created_at)
-        body = renderer.render_feed(recipient, alerts, updated_at=updated)
-        etag = '"' + hashlib.sha1(body).hexdigest() + '"'
-        headers = {"ETag": etag, "Cache-Control": "max-age=300"}
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
+    """Build the ASGI app over the given database and renderer; ``routes`` are channels'."""
 
     async def unsubscribe(request: Request) -> Response:
         token = parse_token(request.path_params["token"])
@@ -96,25 +77,13 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/feeds/{token}.xml", feed),
+            *feed_routes(db, renderer, links, clock=clock),
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
             Route("/health", health),
             Route("/health/live", live),
+            *routes,
         ]
     )
-
-
-def _feed_alerts(session: Session, sub: Subscription) -> list[Alert]:
-    query = (
-        select(Delivery, StoredEvent)
-        .join(StoredEvent, col(StoredEvent.id) == Delivery.event_id)
-        .where(Delivery.subscription_id == sub.id)
-        .where(col(Delivery.channel).in_(feed_channels()))
-        .where(Delivery.status == "sent")
-        .order_by(col(Delivery.created_at).desc(), col(Delivery.id).desc())
-        .limit(FEED_SIZE)
-    )
-    return [alert_for(delivery, event) for delivery, event in session.exec(query).all()]
 
 
 def _by_public_id(session: Session, public_id: str) -> Subscription | None:

@@ -15,14 +15,29 @@ model (its fields are the ``[notifiers.<channel>]`` config keys, its class
 attributes those of ``Notifier`` below), add a field to ``Notifiers`` in
 ``notifiers/__init__.py``, and add ``templates/<channel>/`` (any of
 ``subject.txt``, ``body.txt``, ``body.html``).
+
+A channel that also listens (the Telegram bot) defines ``background`` (a task
+``serve`` runs for as long as it serves) and/or ``routes`` (HTTP routes it
+mounts, such as a webhook); both get a ``ServiceContext``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from starlette.routing import BaseRoute
+
+    from agent.links import Links
+
+logger = logging.getLogger(__name__)
 
 
 class Batching(StrEnum):
@@ -47,6 +62,9 @@ class Layout:
     separate_up_to: int = 0
     #: Inline the HTML body's ``<style>`` into ``style`` attributes (e-mail clients).
     inline_css: bool = False
+    #: Immediate alerts count against the hourly flood cap (``agent.flood``); a feed
+    #: is read when its reader wants, so it is never capped.
+    capped: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,8 @@ class Message:
     #: The subscription's signed one-click unsubscribe and manage links, if any.
     unsubscribe_url: str | None = None
     manage_url: str | None = None
+    #: The subscription's stable list identity, ``<public id>.<mail domain>`` (e-mail List-Id).
+    list_id: str | None = None
     #: Extra channel headers, such as ``List-Unsubscribe``.
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -94,3 +114,55 @@ class Notifier(Protocol):
     async def send(self, message: Message) -> str | None:
         """Deliver ``message``; return the channel's receipt (message id), if any."""
         ...
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """What a channel's background task and routes may use of the running service."""
+
+    db: Engine
+    links: Links
+    #: The UI strings of a language (``Renderer.strings``).
+    strings: Callable[[str], Mapping[str, Any]]
+    clock: Callable[[], datetime]
+
+
+@runtime_checkable
+class Background(Protocol):
+    """A channel with a task of its own (polling for updates) while ``serve`` runs."""
+
+    async def background(self, context: ServiceContext) -> None:
+        """Run until cancelled."""
+        ...
+
+
+@runtime_checkable
+class Routed(Protocol):
+    """A channel that answers HTTP requests on the service's server (a webhook)."""
+
+    def routes(self, context: ServiceContext) -> Sequence[BaseRoute]:
+        """The routes to mount."""
+        ...
+
+
+def channel_routes(channels: Iterable[object], context: ServiceContext) -> list[BaseRoute]:
+    """The HTTP routes of every channel that has some."""
+    return [route for c in channels if isinstance(c, Routed) for route in c.routes(context)]
+
+
+def start_background(
+    channels: Iterable[object], context: ServiceContext
+) -> list[asyncio.Task[None]]:
+    """Start the background task of every channel that has one."""
+    return [
+        asyncio.create_task(c.background(context)) for c in channels if isinstance(c, Background)
+    ]
+
+
+async def stop_background(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait for them; log any that had failed."""
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            logger.error("a channel's background task failed: %r", outcome)

@@ -1,9 +1,10 @@
 """RSS: a pull channel, so sending is only bookkeeping.
 
-The outbox marks a feed delivery sent once ``send`` returns; ``agent.web``
-then serves the subscription's sent deliveries at ``/feeds/<token>.xml``,
-rendered by ``agent.rendering.Renderer.render_feed`` (a channel whose
-``address_field`` is ``None`` is a feed).
+The outbox marks a feed delivery sent once ``send`` returns; ``agent.web_feeds``
+then serves the subscription's sent deliveries as Atom (``/feeds/<token>.xml``)
+and RSS 2.0 (``.rss``), built by ``agent.feeds`` from this channel's templates,
+and the deadlines of the items they matched as iCalendar (``.ics``, by
+``agent.ical``). A channel whose ``address_field`` is ``None`` is a feed.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from notifiers.base import Batching, Layout, Message
 
 
 class RssNotifier(BaseModel):
-    """Publishes alerts in each subscription's Atom feed (``[notifiers.rss]``)."""
+    """Publishes alerts in each subscription's feeds (``[notifiers.rss]``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # One feed entry per alert, addressed by the subscription's own feed token.
-    layout: ClassVar[Layout] = Layout(Batching.EACH)
+    layout: ClassVar[Layout] = Layout(Batching.EACH, capped=False)
     address_field: ClassVar[str | None] = None
     address_option: ClassVar[str | None] = None
     how_to_enable: ClassVar[str] = "add a [notifiers.rss] table"

@@ -48,6 +48,9 @@ def test_add_list_and_remove_a_subscription(user: User) -> None:
     listed = json.loads(user.run("subscriptions", "list", "--json").stdout)
     assert listed[0]["name"] == "cloud"
     assert listed[0]["feed_url"].startswith("http://127.0.0.1:8080/feeds/")
+    base = listed[0]["feed_url"].removesuffix(".xml")
+    assert (listed[0]["rss_url"], listed[0]["calendar_url"]) == (f"{base}.rss", f"{base}.ics")
+    assert f"rss: {listed[0]['rss_url']}\ncalendar: {listed[0]['calendar_url']}" in out
     assert listed[0]["rule"]["kinds"] == ["tender"]
     user.run("subscriptions", "remove", "cloud")
     assert json.loads(user.run("subscriptions", "list", "--json").stdout) == []

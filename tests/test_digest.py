@@ -156,6 +156,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 "agent": {
                     "database_url": f"sqlite:///{tmp_path / 'a.db'}",
                     "templates_dir": str(ROOT / "templates"),
+                    "hourly_cap": 5,
                 },
                 "notifiers": {
                     "email": {"host": "127.0.0.1", "port": mail.port},
@@ -228,3 +229,31 @@ async def test_quiet_hours_hold_immediate_alerts_until_morning(world: World) -> 
     world.clock[0] = local(24, 7)
     assert (await world.agent.dispatch()).sent > 0
     assert len(world.mail.messages) == 1
+
+
+async def test_alerts_over_the_hourly_cap_roll_into_the_next_digest_saying_so(
+    world: World,
+) -> None:
+    _subscribe(world, channels=["email"], email="team@ngo.example")
+    await world.agent.poll_all()
+    first = await world.agent.dispatch()
+    assert first.sent == 5, "the cap, not one more"
+    [now_mail] = world.mail.messages
+    world.clock[0] = local(23, 12)  # an hour later: still waiting for the digest
+    assert (await world.agent.dispatch()).sent == 0
+    world.clock[0] = local(24, 8, 1)
+    later = await world.agent.dispatch()
+    assert later.sent > 0
+    [_, digest] = world.mail.messages
+    body = digest.get_body(("plain",))
+    assert body is not None
+    assert f"נשמרו לסיכום הזה: {later.sent}" in body.get_content()
+    assert "== מכרזים חדשים (" in body.get_content()
+    assert now_mail["Message-ID"] != digest["Message-ID"]
+    with Session(world.agent.db) as session:
+        from sqlmodel import select
+
+        from agent.models import Delivery
+
+        statuses = {d.status for d in session.exec(select(Delivery)).all()}
+    assert statuses == {"sent"}, "nothing lost, nothing left behind"
