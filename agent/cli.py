@@ -208,7 +208,13 @@ async def sources_check(ctx: click.Context) -> None:
 
 def main() -> None:
     """Entry point of the ``smart-agent`` console script."""
-    from agent import cli_deliveries, cli_rules, cli_sources, cli_subscriptions  # noqa: F401
+    from agent import (  # noqa: F401  (registers the commands)
+        cli_deliveries,
+        cli_rules,
+        cli_sources,
+        cli_subscriptions,
+        cli_templates,
+    )
 
     # python-telegram-bot reads this to hand out retry_after as a timedelta
     # instead of warning that the int form is deprecated.

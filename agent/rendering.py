@@ -26,12 +26,12 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from jinja2 import (
-    Environment,
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
     select_autoescape,
 )
+from jinja2.sandbox import SandboxedEnvironment
 
 from agent import feeds, i18n
 from agent.digest import Merged, Section, merge, sections
@@ -104,10 +104,13 @@ class Renderer:
         timezone: str = "Asia/Jerusalem",
     ) -> None:
         dirs = list(dict.fromkeys([Path(templates_dir), BUILTIN_TEMPLATES]))
+        #: Where admins' overrides are looked up first (``None``: only the built-in ones).
+        self.overrides = dirs[0] if len(dirs) > 1 else None
         self.site_name = site_name
         self.mail_domain = mail_domain
         self.zone = ZoneInfo(timezone)
-        self._env = Environment(
+        # Sandboxed: an admin's override may lay out what it is given, nothing more.
+        self._env = SandboxedEnvironment(
             loader=FileSystemLoader([str(folder) for folder in dirs]),
             autoescape=select_autoescape(["html", "xml"]),
             undefined=StrictUndefined,

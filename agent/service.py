@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from agent import db as database
+from agent import preview
 from agent.config import Config
 from agent.dispatch import DispatchResult, dispatch
 from agent.flood import FloodCap
@@ -70,7 +71,19 @@ class Agent:
         http: httpx.AsyncClient | None = None,
         with_channels: bool = True,
     ) -> AsyncIterator[Self]:
-        """Open the database, the HTTP client and the channels; close them on exit."""
+        """Open the database, the HTTP client and the channels; close them on exit.
+
+        The templates are tried first: a broken override stops start-up here,
+        naming its file and line, rather than failing a send later.
+        """
+        links = links_for(config, clock=clock)
+        renderer = Renderer(
+            config.path(config.agent.templates_dir),
+            site_name=config.agent.site_name,
+            mail_domain=urlsplit(links.public_url).hostname or "smart-agent.invalid",
+            timezone=config.agent.timezone,
+        )
+        preview.check(renderer)
         engine = database.connect(config.database_url)
         database.init(engine)
         async with contextlib.AsyncExitStack() as stack:
@@ -80,13 +93,6 @@ class Agent:
             if with_channels:
                 for name, notifier in config.notifiers.enabled().items():
                     notifiers[name] = await stack.enter_async_context(notifier)
-            links = links_for(config, clock=clock)
-            renderer = Renderer(
-                config.path(config.agent.templates_dir),
-                site_name=config.agent.site_name,
-                mail_domain=urlsplit(links.public_url).hostname or "smart-agent.invalid",
-                timezone=config.agent.timezone,
-            )
             try:
                 yield cls(config, engine, http, notifiers, renderer, links, Matcher(), clock)
             finally:
