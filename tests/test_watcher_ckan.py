@@ -57,6 +57,13 @@ async def test_the_register_gives_every_tender_and_exemption_with_the_dataset_cu
     assert kinds.count(Kind.EXEMPTION) == 10
 
 
+async def test_data_gov_il_is_asked_as_budget_keys_client_asks(http: httpx.AsyncClient) -> None:
+    app = build_app()
+    with serve(app) as url:
+        await poll(http, url)
+    assert {call["user-agent"] for call in app.state.calls} == {"datagov-external-client"}
+
+
 @pytest.mark.parametrize(
     ("dataset", "kind", "columns"),
     [

@@ -101,6 +101,10 @@ class CkanWatcher(SourceSettings):
     #: The human page of a row; ``{id}`` is its publication id.
     url_template: str | None = "https://mr.gov.il/ilgstorefront/he/p/{id}"
     columns: CkanColumns = CkanColumns()
+    #: Sent instead of the agent's own User-Agent: Budget Key's client for data.gov.il
+    #: sends ``datagov-external-client`` (BK ``common/data_gov_il.py``), which the portal's
+    #: bot filter lets through.
+    user_agent: str | None = "datagov-external-client"
 
     @model_validator(mode="after")
     def _has_a_table(self) -> CkanWatcher:
@@ -167,7 +171,8 @@ class CkanWatcher(SourceSettings):
 
     async def _call(self, http: httpx.AsyncClient, action: str, **params: Any) -> dict[str, Any]:
         url = f"{self._api}/{action}"
-        payload = await fetch_json(http, url, **params)
+        headers = {"User-Agent": self.user_agent} if self.user_agent else None
+        payload = await fetch_json(http, url, headers=headers, **params)
         if not isinstance(payload, dict) or payload.get("success") is not True:
             error = payload.get("error") if isinstance(payload, dict) else None
             message = error.get("message") if isinstance(error, dict) else error

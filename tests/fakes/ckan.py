@@ -119,7 +119,8 @@ def build_app(
         return _not_found("package_show", "Not found", 404)
 
     async def datastore_search(request: Request) -> Response:
-        query = dict(request.query_params)
+        # The client's User-Agent is kept with the query, for tests of what it sends.
+        query = dict(request.query_params) | {"user-agent": request.headers.get("user-agent", "")}
         calls.append(query)
         wanted = query.get("resource_id", "")
         if wanted not in stored:
