@@ -141,7 +141,7 @@ def test_recorded_tender_reaches_email_telegram_and_feed_once_then_updates(world
     feed_url = next(line.split('"')[3] for line in listed.splitlines() if '"feed_url"' in line)
     health_url = f"http://127.0.0.1:{world.port}/health"
     with serving(world.folder):
-        wait_until(lambda: get(health_url) is not None, what="the HTTP server")
+        wait_until(lambda: get(health_url) is not None, timeout=90, what="the HTTP server")
         feed = feedparser.parse(httpx.get(feed_url).content)
         health = httpx.get(health_url).json()
     assert [entry.title for entry in feed.entries if "סולאריות" in entry.title]

@@ -133,9 +133,8 @@ async def test_a_ckan_source_is_recorded_and_replays_the_same_items(
     ]
     assert [dict(e["query"]).get("offset") for e in exchanges] == [None, "0", "8", "16"]
     assert all(e["status"] == 200 and e["time"].endswith("+00:00") for e in exchanges)
-    assert ["user-agent", "smart-agent/0.1 (+https://github.com/OpenBudget; alerts)"] in (
-        exchanges[0]["request_headers"]
-    )
+    # The request headers are kept, here the one the ckan watcher sends data.gov.il.
+    assert ["user-agent", "datagov-external-client"] in exchanges[0]["request_headers"]
     for exchange in exchanges:
         body = (folder / exchange["body"]).read_bytes()
         assert exchange["body"].endswith(".json")
