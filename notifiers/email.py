@@ -1,36 +1,42 @@
 """E-mail: one multipart message per ``send``, over SMTP or into a drop folder.
 
-With no ``host`` configured (the embedded default) each message is written as
-``<drop_dir>/<message id>.eml`` instead, so a fresh install works without a
-mail server and an admin can open what would have been sent.
+Entered (``async with``), the notifier keeps a pool of ``pool_size`` SMTP
+connections open (``notifiers.smtp_pool``); a ``send`` outside that opens a
+connection for the one message. With no ``host`` configured (the embedded
+default) each message is written as ``<drop_dir>/<message id>.eml`` instead,
+so a fresh install works without a mail server and an admin can open what
+would have been sent.
+
+The MIME message is built by ``notifiers.mime``; how the server's refusals
+are read is in ``notifiers.smtp_replies``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
-from email import policy
-from email.generator import BytesGenerator
-from email.header import Header
+import ssl
+from dataclasses import dataclass, replace
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from io import BytesIO
 from pathlib import Path
 from typing import ClassVar, Self
 
 import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from agent.errors import AddressRejected, DeliveryError
+from agent.errors import DeliveryError
+from notifiers import mime
 from notifiers.base import Batching, Layout, Message
+from notifiers.smtp_pool import SmtpPool
+from notifiers.smtp_replies import Stage, refusal
 
 logger = logging.getLogger(__name__)
-
-#: SMTP's line endings and folding, but headers stored raw are written as given.
-_WIRE = policy.SMTP.clone(refold_source="none")
 
 
 class EmailNotifier(BaseModel):
@@ -57,6 +63,21 @@ class EmailNotifier(BaseModel):
     drop_dir: Path = Path("var/mail")
     #: Seconds to wait for the server at each step.
     timeout: float = 30
+    #: How many SMTP connections are kept open and used at once.
+    pool_size: int = Field(default=4, ge=1, le=64)
+    #: Check the server's certificate (STARTTLS, ``use_tls``); off only for a trial.
+    validate_certs: bool = True
+    #: A PEM file of CA certificates to trust instead of the system's (a private CA).
+    ca_file: Path | None = None
+
+    _pool: SmtpPool | None = PrivateAttr(default=None)
+    _entered: int = PrivateAttr(default=0)
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> Self:
+        if self.starttls and self.use_tls:
+            raise ValueError("set starttls (usually port 587) or use_tls (port 465), not both")
+        return self
 
     @classmethod
     def check_address(cls, address: str) -> str:
@@ -67,16 +88,23 @@ class EmailNotifier(BaseModel):
             raise ValueError(str(exc)) from exc
 
     async def __aenter__(self) -> Self:
+        """Start the connection pool (connections open when first used)."""
+        if self._pool is None and self.host is not None:
+            self._pool = SmtpPool(self._connect, self.pool_size)
+        self._entered += 1
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        return None
+        """Close the pool's connections when the last user leaves."""
+        self._entered -= 1
+        if self._entered == 0 and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def send(self, message: Message) -> str | None:
         """Send ``message`` (or write it to the drop folder); return its Message-ID."""
-        email = self.build(message)
-        message_id = str(email["Message-ID"])
-        data = serialise(email)
+        message_id = message.message_id or make_msgid(domain=self._sender.domain)
+        data = self.wire(replace(message, message_id=message_id))
         if self.host is None:
             path = await asyncio.to_thread(self._drop, data, message_id)
             logger.info("wrote %s (no SMTP server configured)", path)
@@ -84,50 +112,70 @@ class EmailNotifier(BaseModel):
         await self._submit(data, message.to)
         return message_id
 
+    def wire(self, message: Message) -> bytes:
+        """The MIME message as sent: text/plain first, then text/html, both UTF-8."""
+        sender = self._sender
+        headers = [
+            ("From", sender.header),
+            ("To", mime.address(message.to)),
+            ("Subject", mime.encode_subject(message.subject)),
+            ("Date", formatdate(usegmt=True)),
+            ("Message-ID", message.message_id or make_msgid(domain=sender.domain)),
+        ]
+        extra = {**_standard_headers(message, sender.name), **message.headers}
+        headers += [(name, mime.header(value)) for name, value in extra.items()]
+        return mime.wire(headers, message.text, message.html)
+
     def build(self, message: Message) -> EmailMessage:
-        """Build the MIME message: text/plain first, then text/html, both UTF-8."""
-        email = EmailMessage()
-        email["From"] = self.from_address
-        email["To"] = message.to
-        email.set_raw("Subject", encode_subject(message.subject))
-        email["Date"] = formatdate(usegmt=True)
-        domain = self.from_address.rpartition("@")[2].strip("> ") or None
-        email["Message-ID"] = message.message_id or make_msgid(domain=domain)
-        email.set_content(message.text, charset="utf-8")
-        if message.html is not None:
-            email.add_alternative(message.html, subtype="html", charset="utf-8")
-        # After the body: setting content clears Content-* headers such as Content-Language.
-        for name, value in {**_standard_headers(message), **message.headers}.items():
-            del email[name]
-            if value.isascii() and "\n" not in value and "\r" not in value:
-                # Kept raw, so a long List-Unsubscribe URL stays on one line unfolded.
-                email.set_raw(name, value)
-            else:
-                email[name] = value
+        """The message as a mail client reads it (``wire``, parsed back)."""
+        email: EmailMessage = message_from_bytes(self.wire(message), policy=policy.default)
         return email
 
     async def _submit(self, data: bytes, to: str) -> None:
-        password = self.password.get_secret_value() if self.password else None
+        sender = self._sender.address
         try:
-            await aiosmtplib.send(
-                data,
-                sender=parseaddr(self.from_address)[1],
-                recipients=[to],
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=password,
-                start_tls=self.starttls,
-                use_tls=self.use_tls,
-                timeout=self.timeout,
-            )
+            if self._pool is not None:
+                await self._pool.sendmail(sender, [to], data)
+                return
+            smtp = await self._connect()
+            async with smtp:
+                await smtp.sendmail(sender, [to], data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [refused.code for refused in exc.recipients]
-            if all(code >= 500 for code in codes):  # 5xx: for good; 4xx: try later
-                raise AddressRejected(f"{to}: refused by {self.host}: {exc}") from exc
-            raise DeliveryError(f"{to}: deferred by {self.host}: {exc}") from exc
+            [refused] = exc.recipients
+            raise refusal(Stage.RCPT, refused.code, refused.message, to, self._server) from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            raise refusal(Stage.MAIL, exc.code, exc.message, to, self._server) from exc
+        except aiosmtplib.SMTPDataError as exc:
+            raise refusal(Stage.DATA, exc.code, exc.message, to, self._server) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"{to}: via {self.host}:{self.port}: {exc}") from exc
+            raise DeliveryError(f"{to}: via {self._server}: {_describe(exc)}") from exc
+
+    @property
+    def _sender(self) -> _Sender:
+        return _sender(self.from_address)
+
+    @property
+    def _server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """Open one connection: TLS as configured, then the login if a username is set."""
+        context = None
+        if self.starttls or self.use_tls:
+            context = await asyncio.to_thread(tls_context, self.ca_file, self.validate_certs)
+        password = self.password.get_secret_value() if self.password else None
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=password,
+            start_tls=self.starttls,
+            use_tls=self.use_tls,
+            tls_context=context,
+            timeout=self.timeout,
+        )
+        await smtp.connect()
+        return smtp
 
     def _drop(self, data: bytes, message_id: str) -> Path:
         name = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>")) or "message"
@@ -154,31 +202,60 @@ def _why(folder: Path, exc: OSError) -> str:
     return f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)
 
 
-def _standard_headers(message: Message) -> dict[str, str]:
-    """Headers every alert carries: automatic, its language, RFC 8058 one-click unsubscribe."""
+@dataclass(frozen=True)
+class _Sender:
+    """The parts of ``from_address``: display name, address, domain, encoded header."""
+
+    name: str
+    address: str
+    domain: str | None
+    header: str
+
+
+@functools.lru_cache(maxsize=16)
+def _sender(from_address: str) -> _Sender:
+    """``from_address`` taken apart once (it is read for every message)."""
+    name, address = parseaddr(from_address)
+    domain = from_address.rpartition("@")[2].strip("> ") or None
+    return _Sender(name, address, domain, mime.address(from_address))
+
+
+@functools.cache
+def tls_context(ca_file: Path | None, validate_certs: bool) -> ssl.SSLContext:
+    """Trust ``ca_file`` if set, else the system's CAs; check nothing if told not to.
+
+    Made once per setting: reading the system's CA certificates takes tens of
+    milliseconds, which aiosmtplib spends on every connection it opens itself.
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _describe(exc: Exception) -> str:
+    """An SMTP error in words; a login refusal says so."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return f"login refused ({exc.code} {exc.message}): check username and password"
+    return str(exc) or type(exc).__name__
+
+
+def _standard_headers(message: Message, sender_name: str) -> dict[str, str]:
+    """Headers every alert carries: automatic, its language, its list, one-click unsubscribe."""
     headers = {"Auto-Submitted": "auto-generated", "Content-Language": message.language}
+    if message.list_id:
+        # RFC 2919: a description (the sender's name) and a stable id per subscription.
+        headers["List-Id"] = f"{mime.header(_phrase(sender_name))} <{message.list_id}>".lstrip()
     if message.unsubscribe_url:
         headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return headers
 
 
-def encode_subject(subject: str) -> str:
-    """Fold a subject so that every space survives decoding.
-
-    The standard library's folder (3.11) drops the space between two RFC 2047
-    encoded words it starts on separate lines ("שירותיליווי"), since white
-    space between encoded words is not part of the text. ``Header`` splits the
-    encoded text itself, so spaces stay inside the encoded words.
-    """
-    flat = " ".join(subject.split())  # no CR/LF can reach the header
-    if flat.isascii():
-        return Header(flat, "us-ascii", header_name="Subject").encode(linesep="\r\n")
-    return Header(flat, "utf-8", header_name="Subject").encode(linesep="\r\n")
-
-
-def serialise(email: EmailMessage) -> bytes:
-    """Return the message as SMTP wants it: CRLF, 7-bit safe, raw headers left unfolded."""
-    out = BytesIO()
-    BytesGenerator(out, policy=_WIRE).flatten(email)
-    return out.getvalue()
+def _phrase(name: str) -> str:
+    """``name`` as an RFC 5322 phrase: quoted unless it is plain words."""
+    # Non-ASCII words become RFC 2047 encoded words, which may not stand inside quotes.
+    if not name.isascii() or re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*", name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
