@@ -30,7 +30,7 @@ import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from agent.errors import DeliveryError
+from agent.errors import DeliveryError, PermanentDeliveryError
 from notifiers import mime
 from notifiers.base import Batching, Layout, Message
 from notifiers.smtp_pool import SmtpPool
@@ -103,6 +103,12 @@ class EmailNotifier(BaseModel):
 
     async def send(self, message: Message) -> str | None:
         """Send ``message`` (or write it to the drop folder); return its Message-ID."""
+        try:
+            # Addresses are checked when saved; this keeps a bad row that got into the
+            # database anyway (a line break in it) from ever reaching an SMTP command.
+            self.check_address(message.to)
+        except ValueError as exc:
+            raise PermanentDeliveryError(f"{message.to!r} is not an e-mail address: {exc}") from exc
         message_id = message.message_id or make_msgid(domain=self._sender.domain)
         data = self.wire(replace(message, message_id=message_id))
         if self.host is None:
