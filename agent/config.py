@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError
@@ -118,6 +126,23 @@ class Config(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Let the environment override the file (the file arrives as init values)."""
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _channel_paths(self) -> Config:
+        # A channel's relative paths (a drop folder, a CA file) follow the config
+        # file like every other path, not the folder the command was started in.
+        resolved = {}
+        for name in type(self.notifiers).model_fields:
+            channel = getattr(self.notifiers, name)
+            if channel is None:
+                continue
+            update = {key: self.path(value) for key, value in channel if isinstance(value, Path)}
+            if update:
+                resolved[name] = channel.model_copy(update=update)
+        if resolved:
+            # The model is frozen: this runs once, while it is being built.
+            object.__setattr__(self, "notifiers", self.notifiers.model_copy(update=resolved))
+        return self
 
     def path(self, relative: Path) -> Path:
         """Resolve ``relative`` against the config file's folder."""

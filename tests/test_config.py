@@ -91,3 +91,10 @@ def test_a_bare_toml_date_in_budget_key_filters_is_refused_at_load(tmp_path: Pat
         ConfigError, match=r"sources\.b\.budgetkey\.filters: values must be strings"
     ):
         load_config(path)
+
+
+def test_a_channels_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "etc" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('[notifiers.email]\ndrop_dir = "mail"\n', encoding="utf-8")
+    assert load_config(path).notifiers.email.drop_dir == tmp_path / "etc" / "mail"

@@ -341,9 +341,8 @@ def test_an_unwritable_drop_folder_keeps_the_email_and_delivers_the_rest(site: S
     site.run(*STAFF, "--channel", "email", "--channel", "rss")
     result = site.run("run-once", code=1)  # cron sees the failed deliveries
     assert f"delivered: {ALERTS} sent, {ALERTS} to retry, 0 dead" in result.stdout
-    why = (
-        "cannot write e-mails to the drop folder notes.txt/mail: notes.txt is a file, not a folder"
-    )
+    notes = site.folder / "notes.txt"  # relative in the config: it follows the config file
+    why = f"cannot write e-mails to the drop folder {notes}/mail: {notes} is a file, not a folder"
     logged = [line for line in result.stderr.splitlines() if "drop folder" in line]
     assert logged[0].endswith(f"email to staff failed: {why}")
     assert logged[1] == f"error: delivery failed: {why}"
