@@ -73,8 +73,12 @@ def enqueue(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     dialect = session.get_bind().dialect.name
     # The one dialect-specific statement: an idempotent insert.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Delivery).values(values).on_conflict_do_nothing()
-    result = session.execute(statement)
+    # One short statement run for every row (executemany on the Core table), not one
+    # statement with every row's values: that one outgrows the database's limit on
+    # bound parameters (SQLite 32,766 or 250,000, PostgreSQL 65,535) in a big poll.
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing()
+    result = session.execute(statement, values)
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 

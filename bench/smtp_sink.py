@@ -1,4 +1,4 @@
-"""An SMTP server that accepts and counts, run in its own process for ``bench/email.py``.
+"""An SMTP server that accepts and counts, run in its own process for ``bench/mail.py``.
 
 It is aiosmtpd (the server the tests use) with a handler that keeps nothing,
 so the benchmark measures the client's work and not a mailbox's. Plain by

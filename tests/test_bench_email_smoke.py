@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from bench import email as email_bench
+from bench import mail as email_bench
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is missing")

@@ -1,12 +1,16 @@
-"""The matching benchmark runs end to end at a tiny size (figures are not checked)."""
+"""The benchmarks run end to end at tiny sizes (figures are not checked)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
-from bench import match
+from agent.config import AgentSettings
+from agent.matching import Matcher
+from bench import fanout, fanout_db, fanout_report, match
 from bench.fts import Fts5Baseline, normalise_publisher, supports_fts5
 from bench.vocab import load_corpus, stems
 from bench.workload import RuleDraft, Workload
@@ -113,3 +117,74 @@ def test_publisher_names_compare_without_punctuation() -> None:
     assert normalise_publisher('משרד הבריאות - המרכז הרפואי ע"ש וולפסון') == (
         "משרד הבריאות המרכז הרפואי עש וולפסון"
     )
+
+
+def test_fanout_benchmark_commits_the_same_rows_three_ways_and_prints_a_table(
+    tmp_path: Path,
+) -> None:
+    settings = fanout.Settings(subscriptions=1000, items=30, seed=5, passes=2)
+
+    result = fanout.measure(settings, tmp_path)
+    printed = fanout_report.render(result, settings.seed)
+
+    assert len(result.passes) == 2
+    for done in result.passes:
+        assert done.poll.error is None
+        assert done.poll.rows > 0
+        assert done.at_once.rows == done.per_row.rows == done.poll.rows
+    assert result.events >= result.items == 30
+    header = next(line for line in printed.splitlines() if line.startswith("| subscriptions"))
+    assert "poll rows/s" in header
+    assert "one INSERT per row" in header
+    assert f"| 1,000 | 30 → {result.events} | {result.poll.rows:,} |" in printed
+    assert "fastest of 2 passes" in printed
+
+
+def test_fanout_rows_of_a_failed_poll_are_the_rows_a_poll_commits(tmp_path: Path) -> None:
+    workload = Workload(load_corpus(FIXTURES / "budgetkey"), 5)
+    items = [event.item for event in workload.events(30, fanout.NOW)]
+    queries = [draft.query() for draft in workload.drafts(1000)]
+    found = []
+    for name in ("polled", "rebuilt"):
+        db = fanout_db.create(tmp_path / f"{name}.db")
+        fanout_db.subscribe(db, queries, seed=5, now=fanout.NOW)
+        matcher = Matcher()
+        with Session(db) as session:
+            matcher.sync(session)
+        if name == "polled":
+            poll, _ = asyncio.run(fanout.timed_poll(db, items, matcher, AgentSettings()))
+            assert poll.error is None
+            rows = fanout_db.committed_rows(db)
+        else:
+            rows = fanout_db.expected_rows(
+                db,
+                fanout.SOURCE,
+                items,
+                matcher,
+                settings=AgentSettings(),
+                channels=fanout.CHANNELS,
+                now=fanout.NOW,
+            )
+        found.append(
+            sorted(rows, key=lambda r: (r["event_id"], r["subscription_id"], r["channel"]))
+        )
+
+    assert found[0]
+    assert found[0] == found[1]
+
+
+def test_fanout_report_says_when_the_poll_failed() -> None:
+    failed = fanout_db.Timed(52.5, 0, "database x.db: too many SQL variables")
+    per_row = fanout_db.Timed(60.0, 180_000)
+    result = fanout.Result(
+        subscriptions=100_000,
+        items=1000,
+        index_seconds=6.5,
+        passes=(fanout.Pass(1050, failed, failed, per_row),),
+    )
+
+    printed = fanout_report.render(result, 1)
+
+    assert "| 100,000 | 1,000 → 1,050 | 180,000 | 6.5 |" in printed
+    assert "| 6.5 | failed after 52.5 | failed | failed | 3,000 | – (–) | ❌ fail |" in printed
+    assert "- the poll failed: database x.db: too many SQL variables" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,3 +226,22 @@ JERUSALEM_MORNING = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 08:00 in Jerusal
 )
 def test_due_at(cadence: str, now: datetime, due: datetime) -> None:
     assert outbox.due_at(cadence, now, zone="Asia/Jerusalem", hour=8) == due
+
+
+def test_a_poll_with_more_rows_than_sqlite_has_parameters_is_queued(engine: Engine) -> None:
+    sub_id, _ = seed(engine)
+    with Session(engine) as session:
+        for n in range(2, 4_001):
+            event = StoredEvent(item_id=1, type="new", dedup_key=f"new-{n}", created_at=NOW)
+            session.add(event)
+        session.commit()
+        ids = [e.id or 0 for e in session.exec(select(StoredEvent)).all()]
+    with engine.connect() as connection:
+        # A standard SQLite build's limit: one INSERT of every row's values would not fit.
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+        with Session(bind=connection) as session:
+            assert outbox.enqueue(session, [row(sub_id, event) for event in ids]) == 4_000
+            assert outbox.enqueue(session, [row(sub_id, event) for event in ids]) == 0
+            session.commit()

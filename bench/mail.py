@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/email.py [--messages 2000] [--pool-size 4] [--quick]
+    .venv/bin/python bench/mail.py [--messages 2000] [--pool-size 4] [--quick]
 
 Every message is a realistic alert (a generated tender from the fixtures' real
 Hebrew vocabulary and publishers, with its "why" line), rendered by the real
@@ -32,9 +32,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
-    # Run as a script, this file's folder comes first on sys.path, where this very
-    # module would hide the standard library's ``email``: put the repository there.
-    sys.path.pop(0)
+    # Run as a script: import the project from the repository root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
