@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,3 +82,19 @@ def recipient(
         unsubscribe_url="https://alerts.example.org/unsubscribe/7.abc" if unsubscribe else None,
         manage_url="https://alerts.example.org/manage/7",
     )
+
+
+def delivery_row(
+    sub_id: int, event_id: int, channel: str = "email", *, at: datetime = NOW
+) -> dict[str, Any]:
+    """An outbox row as the pipeline queues it: pending, due ``at``."""
+    return {
+        "subscription_id": sub_id,
+        "event_id": event_id,
+        "channel": channel,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+        "reasons": [],
+    }

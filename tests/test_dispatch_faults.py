@@ -29,6 +29,7 @@ from agent.service import Agent
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import smtp_in_thread
+from tests.samples import delivery_row
 from tests.service import SIGNING_KEY, TELEGRAM_TOKEN, user_env
 
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
@@ -171,7 +172,7 @@ async def test_a_poison_row_fails_alone_and_everyone_else_is_served(
         event.snapshot = {**event.snapshot, "publisher": "משרד " * 25_000}
         session.add(event)
         session.commit()
-        outbox.enqueue(session, [_row(good[1], event.id or 0, "email")])
+        outbox.enqueue(session, [delivery_row(good[1], event.id or 0, "email", at=NOW)])
         session.commit()
     result = await agent.dispatch()
     rows = world.deliveries(agent)
@@ -260,19 +261,6 @@ async def test_a_restart_after_a_kill_sends_what_the_dead_run_never_reached(
 def test_the_race_child_reads_the_same_config(world: World) -> None:
     config = load_config(world.write_config())
     assert config.sources["tenders"].alert_on_first_poll
-
-
-def _row(sub_id: int, event_id: int, channel: str) -> dict[str, Any]:
-    return {
-        "subscription_id": sub_id,
-        "event_id": event_id,
-        "channel": channel,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": NOW,
-        "created_at": NOW,
-        "reasons": [],
-    }
 
 
 def _toml(data: dict[str, Any], prefix: str = "") -> str:

@@ -16,6 +16,7 @@ from agent import outbox
 from agent.errors import DeliveryError, PermanentDeliveryError, RateLimited
 from agent.models import Delivery, StoredEvent, StoredItem, Subscription
 from tests.conftest import NOW
+from tests.samples import delivery_row
 
 
 @pytest.fixture
@@ -51,24 +52,16 @@ def seed(engine: Engine) -> tuple[int, int]:
         return sub.id, event.id
 
 
-def row(sub_id: int, event_id: int, channel: str = "email") -> dict[str, object]:
-    return {
-        "subscription_id": sub_id,
-        "event_id": event_id,
-        "channel": channel,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": NOW,
-        "created_at": NOW,
-        "reasons": [],
-    }
-
-
 def test_enqueue_twice_keeps_one_row_per_subscription_event_and_channel(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        assert outbox.enqueue(session, [row(sub_id, event_id), row(sub_id, event_id, "rss")]) == 2
-        assert outbox.enqueue(session, [row(sub_id, event_id)]) == 0
+        assert (
+            outbox.enqueue(
+                session, [delivery_row(sub_id, event_id), delivery_row(sub_id, event_id, "rss")]
+            )
+            == 2
+        )
+        assert outbox.enqueue(session, [delivery_row(sub_id, event_id)]) == 0
         session.commit()
         assert len(session.exec(select(Delivery)).all()) == 2
 
@@ -86,7 +79,7 @@ def test_claimed_rows_are_leased_and_not_claimed_again_until_the_lease_ends(
 ) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id)])
+        outbox.enqueue(session, [delivery_row(sub_id, event_id)])
         assert len(claim(session, NOW)) == 1
         session.commit()
     with Session(engine) as session:
@@ -98,7 +91,7 @@ def test_claimed_rows_are_leased_and_not_claimed_again_until_the_lease_ends(
 def test_a_run_whose_lease_ended_cannot_mark_a_row_another_run_now_owns(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id)])
+        outbox.enqueue(session, [delivery_row(sub_id, event_id)])
         [slow] = claim(session, NOW, "slow")
         [fast] = claim(session, NOW + outbox.LEASE, "fast")
         ids = [fast.delivery.id or 0]
@@ -118,7 +111,7 @@ def test_failures_back_off_then_die_and_replay_revives_them(engine: Engine) -> N
     sub_id, event_id = seed(engine)
     down = DeliveryError("down")
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id)])
+        outbox.enqueue(session, [delivery_row(sub_id, event_id)])
         [claimed] = claim(session, NOW)
         ids = [claimed.delivery.id or 0]
         assert outbox.mark_failed(session, ids, down, owner="run-a", now=NOW, max_attempts=2) == 0
@@ -137,7 +130,7 @@ def test_failures_back_off_then_die_and_replay_revives_them(engine: Engine) -> N
 def test_a_rate_limit_waits_without_using_up_attempts(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id)])
+        outbox.enqueue(session, [delivery_row(sub_id, event_id)])
         now = NOW
         for _ in range(20):
             [claimed] = claim(session, now)
@@ -154,7 +147,7 @@ def test_a_rate_limit_waits_without_using_up_attempts(engine: Engine) -> None:
 def test_permanent_errors_die_at_once(engine: Engine) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id)])
+        outbox.enqueue(session, [delivery_row(sub_id, event_id)])
         [claimed] = claim(session, NOW)
         error = PermanentDeliveryError("bot was blocked by the user")
         ids = [claimed.delivery.id or 0]
@@ -166,7 +159,9 @@ def test_an_inactive_subscription_is_never_claimed_and_cancel_marks_its_queue(
 ) -> None:
     sub_id, event_id = seed(engine)
     with Session(engine) as session:
-        outbox.enqueue(session, [row(sub_id, event_id), row(sub_id, event_id, "rss")])
+        outbox.enqueue(
+            session, [delivery_row(sub_id, event_id), delivery_row(sub_id, event_id, "rss")]
+        )
         sub = session.get(Subscription, sub_id)
         assert sub is not None
         sub.active = False
@@ -242,6 +237,6 @@ def test_a_poll_with_more_rows_than_sqlite_has_parameters_is_queued(engine: Engi
         assert raw is not None
         raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
         with Session(bind=connection) as session:
-            assert outbox.enqueue(session, [row(sub_id, event) for event in ids]) == 4_000
-            assert outbox.enqueue(session, [row(sub_id, event) for event in ids]) == 0
+            assert outbox.enqueue(session, [delivery_row(sub_id, event) for event in ids]) == 4_000
+            assert outbox.enqueue(session, [delivery_row(sub_id, event) for event in ids]) == 0
             session.commit()
