@@ -33,6 +33,7 @@ from agent.errors import AgentError
 from agent.keys import require_key
 from agent.service import Agent
 from agent.web import create_app
+from notifiers.base import ServiceContext, channel_routes, start_background, stop_background
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +154,15 @@ async def serve_forever(config: Config, *, local_trial: bool = False) -> None:
     """
     require_key(config, local_trial=local_trial)
     async with Agent.open(config) as agent:
+        channels = agent.notifiers.values()
+        context = ServiceContext(agent.db, agent.links, agent.renderer.strings, agent.clock)
         app = create_app(
-            agent.db, agent.renderer, agent.links, sources=config.sources, clock=agent.clock
+            agent.db,
+            agent.renderer,
+            agent.links,
+            sources=config.sources,
+            clock=agent.clock,
+            routes=channel_routes(channels, context),
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -172,8 +180,10 @@ async def serve_forever(config: Config, *, local_trial: bool = False) -> None:
             len(config.sources),
         )
         _stop_on_signals(server)
+        listening = start_background(channels, context)
         try:
             # uvicorn handles SIGINT and SIGTERM and returns from serve().
             await server.serve()
         finally:
             scheduler.shutdown(wait=False)
+            await stop_background(listening)

@@ -78,16 +78,17 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
             yield Setup(agent, bot, clock)
 
 
-async def test_rate_limit_waits_and_blocked_bot_dies_then_the_rest_is_sent_once(
+async def test_rate_limit_waits_and_blocked_bot_is_suppressed_then_the_rest_is_sent_once(
     setup: Setup,
 ) -> None:
     setup.bot.state.failures.extend(["rate_limit", "blocked"])
     result = await setup.agent.dispatch()
-    assert (result.sent, result.retrying, result.dead) == (0, 1, 1)
+    assert (result.sent, result.retrying, result.dead, result.suppressed) == (0, 1, 0, 1)
     rows = setup.deliveries()
     waiting = next(d for d in rows.values() if d.status == "retrying")
     assert waiting.next_attempt_at == NOW + timedelta(seconds=30)
-    assert next(d for d in rows.values() if d.status == "dead").last_error
+    held = next(d for d in rows.values() if d.status == "suppressed")
+    assert "blocked" in (held.last_error or "")
 
     # Not due yet: nothing is sent early.
     assert (await setup.agent.dispatch()).sent == 0
