@@ -1,4 +1,4 @@
-"""The Telegram Bot API fake, run in its own process for ``bench/telegram.py``.
+"""The Telegram Bot API fake, run in its own process for ``bench/telegram_rate.py``.
 
 It is ``tests/fakes/telegram.py`` (what the tests talk to): it enforces
 Telegram's flood limits (30 messages a second in all, 1 a second per chat, 20

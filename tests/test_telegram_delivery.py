@@ -26,7 +26,7 @@ from agent.models import Subscription
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from agent.service import Agent
 from agent.web import create_app
-from bench import telegram as telegram_bench
+from bench import telegram_rate as telegram_bench
 from notifiers.base import (
     Message,
     ServiceContext,

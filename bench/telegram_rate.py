@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/telegram.py [--messages 900] [--inject 20] [--quick]
+    .venv/bin/python bench/telegram_rate.py [--messages 900] [--inject 20] [--quick]
 
 One new tender matches ``--messages`` subscriptions, each with its own chat (one
 in twenty a group), so the outbox holds one alert per chat: a fan-out burst,
@@ -23,9 +23,7 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
-    # Run as a script, this file's folder comes first on sys.path, where this very
-    # module would hide python-telegram-bot's ``telegram``: put the repository there.
-    sys.path.pop(0)
+    # Run as a script: import the project from the repository root.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
