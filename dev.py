@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -37,6 +38,7 @@ def main(argv: list[str]) -> int:
         serve(*rest)
     if command == "test":
         install("[test]")
+        system_tools()
         for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
             if code := run(BIN / check[0], *check[1:]):
                 return code
@@ -55,6 +57,24 @@ def install(extras: str) -> None:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "--editable", f"{ROOT}{extras}"], check=True)
     (VENV / f".installed{extras}").write_text(_digest())
+
+
+#: Debian packages some tests drive: Chromium (the e-mail layout and accessibility
+#: tests) and the openssl command (certificates for SMTP over TLS), by command name.
+SYSTEM_TOOLS = {"chromium": "chromium", "openssl": "openssl"}
+
+
+def system_tools() -> None:
+    """Install the missing ``SYSTEM_TOOLS`` with apt-get where we may; else say what is skipped."""
+    missing = [package for command, package in SYSTEM_TOOLS.items() if not shutil.which(command)]
+    if not missing:
+        return
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        print(f"not installed: {', '.join(missing)}; the tests that need them are skipped")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for apt in (["update", "-qq"], ["install", "-y", "-qq", *missing]):
+        subprocess.run(["apt-get", *apt], stdout=subprocess.DEVNULL, env=env, check=True)
 
 
 def installed(extras: str) -> bool:
