@@ -198,7 +198,7 @@ def test_an_older_database_keeps_its_addresses_by_channel(tmp_path: Path) -> Non
     previous_release_database(tmp_path / "a.db")
     with sqlite3.connect(tmp_path / "a.db") as connection:
         connection.execute(
-            "UPDATE subscription SET channels = '[\"email\", \"telegram\"]',"
+            'UPDATE subscription SET channels = \'["email", "telegram"]\','
             " email = 'team@ngo.example', telegram_chat_id = '-100123'"
         )
     connection.close()
