@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,3 +99,13 @@ def delivery_row(
         "created_at": at,
         "reasons": [],
     }
+
+
+@dataclass
+class Clock:
+    """A clock the test moves: pass it where the agent takes ``clock``."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -17,17 +17,10 @@ from agent.models import Delivery, Subscription
 from agent.service import Agent
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
+from tests.samples import Clock
 
 TOKEN = "42:dispatch-test"
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

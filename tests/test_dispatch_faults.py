@@ -29,7 +29,7 @@ from agent.service import Agent
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import smtp_in_thread
-from tests.samples import delivery_row
+from tests.samples import Clock, delivery_row
 from tests.service import SIGNING_KEY, TELEGRAM_TOKEN, user_env
 
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
@@ -41,16 +41,6 @@ UNLIMITED = {
     "chat_messages_per_second": 10_000,
     "group_messages_per_minute": 10_000,
 }
-
-
-@dataclass
-class Clock:
-    """A clock the test moves."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

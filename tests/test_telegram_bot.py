@@ -30,6 +30,7 @@ from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.telegram_updates import channel_post, group_message, my_chat_member
 from tests.fakes.telegram_updates import private_message as private
+from tests.samples import Clock
 from tests.user import User, config_text
 
 TOKEN = "123456:TEST-token"
@@ -37,16 +38,6 @@ BOT = "smart_agent_test_bot"
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
 #: Matches one recorded tender.
 QUERY = '"בעיתות חירום"'
-
-
-@dataclass
-class Clock:
-    """A clock the test moves."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
