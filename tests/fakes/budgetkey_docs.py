@@ -1,7 +1,7 @@
 """Budget Key search documents built from real recorded data, as Budget Key builds them.
 
 No Budget Key response has been recorded, so the documents are built the way Budget Key's
-pipelines build them, from recorded upstream data (../shared/docs/upstream.md, "Budget Key
+pipelines build them, from recorded upstream data (the shared docs' upstream.md, "Budget Key
 search API"; ``BK`` is ``OpenBudget/budgetkey-data-pipelines``, paths under
 ``datapackage_pipelines_budgetkey/``):
 

@@ -1,6 +1,6 @@
 """A gov.il / Ministry of Finance server for the budget-change files, as they really come.
 
-Evidence for each shape is /work/shared/docs/upstream.md, "Ministry of Finance
+Evidence for each shape is the shared docs' upstream.md, "Ministry of Finance
 budget-change CSVs", and the Budget Key (BK) code it names, under
 ``datapackage_pipelines_budgetkey/pipelines/budget/national/changes/``.
 
