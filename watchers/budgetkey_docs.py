@@ -1,7 +1,7 @@
 """Budget Key search documents as ``Item`` fields.
 
 The shapes are the ones Budget Key's pipelines index (``OpenBudget/budgetkey-data-pipelines``,
-paths under ``datapackage_pipelines_budgetkey/``; ../shared/docs/upstream.md, "Budget Key
+paths under ``datapackage_pipelines_budgetkey/``; the shared docs' upstream.md, "Budget Key
 search API"):
 
 * A tender's ``page_title`` is a snippet, "publisher: kind - description"
