@@ -29,6 +29,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.fakes.smtp import self_signed
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,8 +51,16 @@ def running(login: tuple[str, str] | None = None) -> Iterator[Server]:
         command = [sys.executable, "-m", "bench.smtp_sink"]
         ca_file = None
         if login is not None:
-            ca_file, key = self_signed(Path(folder))
-            command += ["--cert", str(ca_file), "--key", str(key), "--login", ":".join(login)]
+            made = self_signed(Path(folder))
+            ca_file = made.cert
+            command += [
+                "--cert",
+                str(made.cert),
+                "--key",
+                str(made.key),
+                "--login",
+                ":".join(login),
+            ]
         process = subprocess.Popen(
             command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
@@ -70,38 +80,6 @@ def running(login: tuple[str, str] | None = None) -> Iterator[Server]:
             stdin.close()
             process.wait(timeout=30)
             stdout.close()
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (its own CA) and its key, made with ``openssl``."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 class _Counter:
