@@ -20,7 +20,14 @@ import notifiers
 from agent import outbox
 from agent.cli import cli, config_of, echo_json, session_of
 from agent.errors import AgentError
-from agent.models import Delivery, DeliveryStatus, StoredEvent, Subscription, Suppression
+from agent.models import (
+    Delivery,
+    DeliveryStatus,
+    Event,
+    StoredEvent,
+    Subscription,
+    Suppression,
+)
 from agent.service import utcnow
 
 #: The statuses, for ``--status``.
@@ -87,11 +94,8 @@ def list_(
             )
 
 
-@deliveries_group.command("show")
-@click.argument("delivery_id", type=int)
-@click.pass_context
-def show(ctx: click.Context, delivery_id: int) -> None:
-    """Show everything about delivery DELIVERY_ID, as JSON."""
+def _load(ctx: click.Context, delivery_id: int) -> tuple[Delivery, Subscription, Event]:
+    """A delivery with its subscription and event; ``AgentError`` if there is none."""
     with session_of(config_of(ctx)) as session:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None:
@@ -100,7 +104,15 @@ def show(ctx: click.Context, delivery_id: int) -> None:
         stored = session.get(StoredEvent, delivery.event_id)
     assert sub is not None
     assert stored is not None
-    event = stored.to_event()
+    return delivery, sub, stored.to_event()
+
+
+@deliveries_group.command("show")
+@click.argument("delivery_id", type=int)
+@click.pass_context
+def show(ctx: click.Context, delivery_id: int) -> None:
+    """Show everything about delivery DELIVERY_ID, as JSON."""
+    delivery, sub, event = _load(ctx, delivery_id)
     echo_json(
         {
             **delivery.model_dump(mode="json", exclude={"lease_owner", "message_token"}),
@@ -117,15 +129,7 @@ def show(ctx: click.Context, delivery_id: int) -> None:
 @click.pass_context
 def why(ctx: click.Context, delivery_id: int, as_json: bool) -> None:
     """Explain why delivery DELIVERY_ID was sent: the clauses and terms that matched."""
-    with session_of(config_of(ctx)) as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise AgentError(f"no delivery {delivery_id}")
-        sub = session.get(Subscription, delivery.subscription_id)
-        stored = session.get(StoredEvent, delivery.event_id)
-    assert sub is not None
-    assert stored is not None
-    event = stored.to_event()
+    delivery, sub, event = _load(ctx, delivery_id)
     if as_json:
         echo_json(
             {
