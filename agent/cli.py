@@ -157,6 +157,9 @@ async def run_once(ctx: click.Context, local_trial: bool) -> None:
     async with Agent.open(config) as agent:
         results = await agent.poll_all()
         for result in results:
+            if result.disabled:
+                click.echo(f"{result.source}: disabled by an admin in the console (not polled)")
+                continue
             state = "ok" if result.ok else f"FAILED: {result.error}"
             note = " (baseline, no alerts)" if result.baseline else ""
             click.echo(
@@ -209,7 +212,9 @@ async def sources_check(ctx: click.Context) -> None:
 def main() -> None:
     """Entry point of the ``smart-agent`` console script."""
     from agent import (  # noqa: F401  (registers the commands)
+        cli_admin,
         cli_deliveries,
+        cli_orgs,
         cli_rules,
         cli_sources,
         cli_subscriptions,

@@ -24,7 +24,6 @@ from agent.models import (
     Delivery,
     DeliveryStatus,
     Event,
-    StoredEvent,
     Subscription,
     Suppression,
 )
@@ -32,6 +31,8 @@ from agent.service import utcnow
 
 #: The statuses, for ``--status``.
 STATUSES = [status.value for status in DeliveryStatus]
+#: One stored reason as a line (shared with the admin console's ledger).
+format_reason = outbox.format_reason
 
 
 def _since(value: str | None) -> datetime | None:
@@ -58,13 +59,9 @@ def ledger_filters(command: Callable[..., Any]) -> Callable[..., Any]:
 def _filtered(
     query: SelectOfScalar[Any], since: str | None, status: str | None, channel: str | None
 ) -> SelectOfScalar[Any]:
-    if (start := _since(since)) is not None:
-        query = query.where(col(Delivery.created_at) >= start)
-    if status:
-        query = query.where(col(Delivery.status) == status)
-    if channel:
-        query = query.where(col(Delivery.channel) == channel)
-    return query
+    return query.where(
+        *outbox.ledger_conditions(since=_since(since), status=status, channel=channel)
+    )
 
 
 @cli.group("deliveries")
@@ -81,12 +78,9 @@ def list_(
 ) -> None:
     """List the newest deliveries, with their state, attempts and last error."""
     with session_of(config_of(ctx)) as session:
-        query: Any = select(Delivery, Subscription.name).join(
-            Subscription, col(Subscription.id) == Delivery.subscription_id
-        )
-        query = _filtered(query, since, status, channel)
-        query = query.order_by(col(Delivery.id).desc()).limit(limit)
-        for delivery, name in session.exec(query):
+        where = outbox.ledger_conditions(since=_since(since), status=status, channel=channel)
+        for found in outbox.ledger(session, where, limit=limit):
+            delivery, name = found.delivery, found.subscription.name
             error = f"  ({delivery.last_error})" if delivery.last_error else ""
             click.echo(
                 f"{delivery.id:>6}  {delivery.status:<8} {delivery.channel:<9} {name}  "
@@ -97,14 +91,10 @@ def list_(
 def _load(ctx: click.Context, delivery_id: int) -> tuple[Delivery, Subscription, Event]:
     """A delivery with its subscription and event; ``AgentError`` if there is none."""
     with session_of(config_of(ctx)) as session:
-        delivery = session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise AgentError(f"no delivery {delivery_id}")
-        sub = session.get(Subscription, delivery.subscription_id)
-        stored = session.get(StoredEvent, delivery.event_id)
-    assert sub is not None
-    assert stored is not None
-    return delivery, sub, stored.to_event()
+        found = outbox.entry(session, delivery_id)
+    if found is None:
+        raise AgentError(f"no delivery {delivery_id}")
+    return found.delivery, found.subscription, found.event.to_event()
 
 
 @deliveries_group.command("show")
@@ -150,21 +140,6 @@ def why(ctx: click.Context, delivery_id: int, as_json: bool) -> None:
     click.echo("matched because:")
     for reason in delivery.reasons:
         click.echo("  - " + format_reason(reason))
-
-
-def format_reason(reason: dict[str, object]) -> str:
-    """One reason as a line: ``term 'מחשוב' in title (as 'למחשוב')``."""
-    clause = reason.get("clause", "?")
-    parts = [str(clause)]
-    if reason.get("term"):
-        parts.append(repr(reason["term"]))
-    if reason.get("field"):
-        parts.append(f"in {reason['field']}")
-    if reason.get("matched") and reason.get("matched") != reason.get("term"):
-        parts.append(f"(as {reason['matched']!r})")
-    if reason.get("value") is not None:
-        parts.append(f"= {reason['value']}")
-    return " ".join(parts)
 
 
 @deliveries_group.command("replay")

@@ -4,7 +4,7 @@ Each entry is one alert, its title and HTML the feed channel's templates
 (``templates/<feed channel>/subject.txt`` and ``body.html``). An entry's id
 names the item and its version (``entry_id``), so an updated item is a new
 entry that readers show again, while the same alert rendered twice keeps its
-id. The calendar of deadlines is ``agent.ical``; serving is ``agent.web_feeds``.
+id. The calendar of deadlines is ``agent.ical``; serving is ``agent.web.feeds``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A source is ``pending`` until its first poll finishes, ``failing`` while its
 last poll failed, ``stale`` when it answers but has brought nothing new or
 changed for longer than its ``stale_after``, ``ok`` otherwise, and
-``disabled`` when the configuration turns it off. The service is ``ok`` only
+``disabled`` when the configuration turns it off or an admin disabled it
+from the console (until enabled again). The service is ``ok`` only
 when every enabled source is; it is ``starting`` while any source is still
 pending, and ``degraded`` when a source fails or is stale (or none is enabled).
 ``/health`` answers 200 only for ``ok`` and 503 otherwise, so a monitor can
@@ -69,6 +70,8 @@ class SourceHealth:
             "last_error": state.last_error,
             "last_item_count": state.last_item_count,
             "last_skipped": state.last_skipped or 0,
+            # When, not by whom: /health is public, and an admin's address is not.
+            "disabled_at": _iso(state.disabled_at),
         }
 
 
@@ -111,7 +114,7 @@ def source_health(
     name: str, watcher: Watcher, state: SourceState | None, *, now: datetime
 ) -> SourceHealth:
     """Judge one source from its stored state."""
-    if not watcher.enabled:
+    if not watcher.enabled or (state is not None and state.disabled_at is not None):
         return SourceHealth(name, SourceStatus.DISABLED, state)
     if state is None or state.last_attempt_at is None:
         return SourceHealth(name, SourceStatus.PENDING, state)

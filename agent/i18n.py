@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 
 #: The languages the service speaks; the first is the default.
 LANGUAGES = ("he", "ar", "en")
@@ -85,6 +85,16 @@ def moment(value: datetime, language: str, catalogue: Catalogue, zone: ZoneInfo)
         date=format_date(local, "long", locale=locale),
         time=format_time(local, "short", locale=locale),
     )
+
+
+def format_day(value: datetime, language: str, zone: ZoneInfo) -> str:
+    """Format an instant's local date in the reader's language (``1 ביולי 2017``)."""
+    return format_date(value.astimezone(zone), "long", locale=LOCALES[language])
+
+
+def number(value: float, language: str) -> str:
+    """Format a count or a quantity with the reader's digit grouping."""
+    return format_decimal(value, locale=LOCALES[language])
 
 
 def days_left(

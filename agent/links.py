@@ -47,6 +47,8 @@ class Purpose(StrEnum):
     MANAGE = "manage"
     #: ``/start <token>`` connects a Telegram chat to the subscription.
     TELEGRAM_CONNECT = "telegram-connect"
+    #: The double opt-in: the link in the confirmation e-mail turns the subscription on.
+    CONFIRM = "confirm"
 
 
 class LinkState(StrEnum):
@@ -112,6 +114,7 @@ class Links:
             Purpose.UNSUBSCRIBE: unsubscribe_ttl,
             Purpose.MANAGE: manage_ttl,
             Purpose.TELEGRAM_CONNECT: manage_ttl,
+            Purpose.CONFIRM: manage_ttl,
         }
 
     def feed_url(self, sub: Subscription, fmt: FeedFormat = FeedFormat.ATOM) -> str:
@@ -133,6 +136,10 @@ class Links:
     def manage_url(self, sub: Subscription) -> str:
         """A link to manage the subscription."""
         return f"{self.public_url}/manage/{self.sign(sub, Purpose.MANAGE)}"
+
+    def confirm_url(self, sub: Subscription) -> str:
+        """The link in the confirmation e-mail of a subscription made on the web."""
+        return f"{self.public_url}/confirm/{self.sign(sub, Purpose.CONFIRM)}"
 
     def telegram_start(self, sub: Subscription) -> str:
         """The payload of ``sub``'s Telegram deep link: ``/start <it>`` connects a chat."""
@@ -160,6 +167,10 @@ class Links:
         if token.expires < self._clock().timestamp():
             return LinkState.EXPIRED
         return LinkState.VALID
+
+    def subkey(self, label: str) -> bytes:
+        """A key of its own for ``label`` (the session cookie), derived from the signing key."""
+        return hmac.new(self._key, f"subkey\n{label}".encode(), hashlib.sha256).digest()
 
     def _signature(self, sub: Subscription, purpose: Purpose, expires: int) -> str:
         if not sub.public_id or not sub.link_secret:

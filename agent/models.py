@@ -315,6 +315,10 @@ class SourceState(SQLModel, table=True):
     #: Malformed records the last successful poll left out; ``None`` before any was
     #: counted (nullable, so an older database gains the column).
     last_skipped: int | None = None
+    #: Turned off from the admin console (the scheduler skips it) and by whom;
+    #: ``None`` while it runs as the configuration says.
+    disabled_at: datetime | None = _utc_column()
+    disabled_by: str | None = None
 
 
 class Subscription(SQLModel, table=True):
@@ -358,6 +362,11 @@ class Subscription(SQLModel, table=True):
     quiet_hours: str | None = None
     feed_token: str = SQLField(unique=True, index=True)
     active: bool = True
+    #: Made on the web with an address that has not confirmed yet (double opt-in):
+    #: inactive, and nothing is sent to the address until it confirms.
+    awaiting_confirmation: bool | None = None
+    #: The organisation that shares it (``agent.accounts``); ``None``: a person's own.
+    organisation_id: int | None = SQLField(default=None, foreign_key="organisation.id", index=True)
     created_at: datetime = _utc_column(nullable=False)
     #: Bumped on every edit, so a running matcher knows to re-index the rule.
     updated_at: datetime = _utc_column(nullable=False)

@@ -8,6 +8,10 @@ watcher raises, not only ``SourceError``, fails that source alone: one broken
 answer must not stop the other sources or the dispatch after them. A
 ``StorageError`` while saving is not the source's failure: the run stops and
 reports it, and nothing of that poll is kept.
+
+A source an admin disabled from the console (``SourceState.disabled_at``) is
+not fetched at all: its poll returns at once, marked ``disabled``, until it is
+enabled again. The scheduler keeps calling it, so enabling needs no restart.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class PollResult:
     error: str | None = None
     #: Malformed records the watcher left out.
     skipped: int = 0
+    #: Not polled: an admin disabled the source (``SourceState.disabled_at``).
+    disabled: bool = False
 
 
 async def poll(
@@ -63,6 +69,10 @@ async def poll(
         state = session.get(SourceState, name) or SourceState(name=name)
         cursor, had_items = state.cursor, state.last_item_count
         silent = not state.baseline_done and not watcher.alert_on_first_poll
+    if state.disabled_at is not None:
+        # Debug, not info: the scheduler still calls every interval, to notice an enable.
+        logger.debug("source %s is disabled by %s; not polled", name, state.disabled_by)
+        return PollResult(name, ok=True, disabled=True)
     try:
         batch = await watcher.poll(http, cursor)
         _check_not_emptied(batch, had_items)

@@ -9,7 +9,9 @@ Each channel has any of ``subject.txt``, ``body.txt`` and ``body.html``, and
 its notifier's ``layout`` says how alerts are cut into messages (``agent.layout``): all in one,
 one each, or fitted within a size limit by splitting between items and, for
 one oversized item, by shortening its text before it is escaped, so no tag is
-cut. Nothing here names a channel.
+cut. A notice, a message that is not an alert (the confirmation a subscription
+made on the web asks for), has templates of its own under ``<channel>/<notice>/``.
+Nothing here names a channel.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -160,6 +162,35 @@ class Renderer:
     ) -> bytes:
         """Render a subscription's Atom or RSS feed, newest alert first (``agent.feeds``)."""
         return feeds.render(self, recipient, alerts, updated_at=updated_at, fmt=fmt, links=links)
+
+    def render_notice(
+        self, channel: str, notice: str, *, to: str, language: str, values: Mapping[str, Any]
+    ) -> Message:
+        """Render a message that is not an alert (``notice``: ``confirm``) for one address.
+
+        Its templates are ``<channel>/<notice>/`` ``subject.txt``, ``body.txt``,
+        ``body.html`` (overridden per language as ``<channel>/<lang>/<notice>/...``);
+        they see ``t``, ``lang``, ``dir``, ``site_name`` and ``values``. A channel
+        with no body for it raises ``TemplateNotFound``.
+        """
+        language = i18n.language_of(language)
+        context = {
+            "t": self._catalogues[language],
+            "lang": language,
+            "dir": i18n.direction(language),
+            "site_name": self.site_name,
+            **values,
+        }
+        subject = " ".join(self.optional(channel, f"{notice}/subject.txt", context).split())
+        text = self.optional(channel, f"{notice}/body.txt", context)
+        body = self.optional(channel, f"{notice}/body.html", context) or None
+        if not text and body is None:
+            raise TemplateNotFound(f"{channel}/{notice}/body.txt")
+        if body is not None and channel_class(channel).layout.inline_css:
+            body = css_inline.inline(body, load_remote_stylesheets=False)
+        return Message(
+            to=to, subject=subject, text=text + "\n" if text else "", html=body, language=language
+        )
 
     def _reader(
         self, recipient: Recipient, alerts: Sequence[Alert], now: datetime | None

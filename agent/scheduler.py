@@ -5,7 +5,9 @@ configuration at start) runs one job per enabled source on its own interval,
 right after start-up, and the dispatcher every ``agent.dispatch_every``. Jobs
 never overlap (``max_instances=1``) and missed runs collapse into one
 (``coalesce``). All state lives in the database, so the scheduler holds
-nothing worth keeping.
+nothing worth keeping. A source an admin disables from the console keeps its
+job: each run reads the flag and returns without fetching (``agent.pipeline``),
+so enabling it again needs no restart.
 
 Every job is a plain ``async def`` function or bound method: APScheduler 3's
 asyncio executor awaits only what ``inspect.iscoroutinefunction`` recognises,
@@ -20,14 +22,16 @@ import functools
 import logging
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlmodel import Session
 
+from agent import subscriptions
 from agent.config import Config
 from agent.errors import AgentError
 from agent.keys import require_key
@@ -53,7 +57,26 @@ def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> int:
         agent.config.agent.dispatch_every,
         job_id="dispatch",
     )
+    _every(scheduler, functools.partial(purge_job, agent), PURGE_EVERY, job_id="purge")
     return len(pollers)
+
+
+#: How often subscriptions whose address never confirmed are looked for.
+PURGE_EVERY = timedelta(hours=6)
+
+
+async def purge_job(agent: Agent) -> None:
+    """Delete web subscriptions whose confirmation link has expired unused."""
+    made_before = agent.clock() - agent.config.agent.manage_link_ttl
+    try:
+        with Session(agent.db) as session:
+            gone = subscriptions.purge_unconfirmed(session, made_before=made_before)
+            session.commit()
+    except AgentError as exc:
+        logger.error("purging unconfirmed subscriptions: %s", exc)
+        return
+    if gone:
+        logger.info("deleted %d subscriptions whose address never confirmed", gone)
 
 
 async def dispatch_job(agent: Agent) -> None:
@@ -114,7 +137,11 @@ class Poller:
             # Jitter, so sources that failed together do not retry together.
             when = self.agent.clock() + delay * random.uniform(0.5, 1.0)
             self.scheduler.add_job(
-                self.run, "date", run_date=when, id=f"retry:{self.name}", replace_existing=True
+                stops_quietly(self.run),
+                "date",
+                run_date=when,
+                id=f"retry:{self.name}",
+                replace_existing=True,
             )
 
 
@@ -126,6 +153,24 @@ def _stop_on_signals(server: uvicorn.Server) -> None:
         signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
 
 
+def stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """Let a job cancelled by shutdown end quietly.
+
+    APScheduler logs any exception a job raises, cancellation included, with a
+    traceback; a poll that SIGTERM interrupts has done nothing wrong (its
+    transaction is rolled back, and the next start polls again).
+    """
+
+    @functools.wraps(job)
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            logger.debug("%s: stopped by shutdown", getattr(job, "__name__", job))
+
+    return run
+
+
 def _every(
     scheduler: AsyncIOScheduler,
     func: Callable[..., Any],
@@ -135,7 +180,7 @@ def _every(
 ) -> None:
     seconds = period.total_seconds()
     scheduler.add_job(
-        func,
+        stops_quietly(func),
         IntervalTrigger(seconds=seconds, jitter=max(int(seconds / 10), 1)),
         id=job_id,
         max_instances=1,
@@ -156,14 +201,7 @@ async def serve_forever(config: Config, *, local_trial: bool = False) -> None:
     async with Agent.open(config) as agent:
         channels = agent.notifiers.values()
         context = ServiceContext(agent.db, agent.links, agent.renderer.strings, agent.clock)
-        app = create_app(
-            agent.db,
-            agent.renderer,
-            agent.links,
-            sources=config.sources,
-            clock=agent.clock,
-            routes=channel_routes(channels, context),
-        )
+        app = create_app(agent, routes=channel_routes(channels, context))
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=config.server.host, port=config.server.port, log_level="warning"

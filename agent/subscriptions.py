@@ -28,12 +28,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import notifiers
 from agent.config import format_errors
 from agent.errors import AgentError
-from agent.models import Delivery, Subscription
+from agent.models import Delivery, Subscription, new_secret
 from agent.rules import RuleSpec, dump_node
 from agent.schedule import Cadence, parse_quiet_hours
 
@@ -170,8 +170,20 @@ def by_name(session: Session, name: str) -> Subscription | None:
     return session.exec(select(Subscription).where(Subscription.name == name)).first()
 
 
-def save(session: Session, given: SubscriptionInput, *, now: datetime) -> Subscription:
-    """Create or update the subscription named ``given.name``; compile its rule."""
+def save(
+    session: Session,
+    given: SubscriptionInput,
+    *,
+    now: datetime,
+    confirmed: bool = True,
+    organisation_id: int | None = None,
+) -> Subscription:
+    """Create or update the subscription named ``given.name``; compile its rule.
+
+    ``confirmed=False`` (a subscription made on the web for an address that has
+    not confirmed yet) keeps a new one inactive and awaiting confirmation;
+    ``confirm`` turns it on. ``organisation_id`` shares it with an organisation.
+    """
     compiled = dump_node(given.rule.compile())
     sub = by_name(session, given.name)
     if sub is None:
@@ -185,11 +197,87 @@ def save(session: Session, given: SubscriptionInput, *, now: datetime) -> Subscr
     sub.cadences = {name: cadence.value for name, cadence in given.cadences.items()}
     sub.timezone, sub.digest_hour = given.timezone, given.digest_hour
     sub.quiet_hours = given.quiet_hours
-    sub.active = True
+    if organisation_id is not None:
+        sub.organisation_id = organisation_id
+    if confirmed:
+        sub.active, sub.awaiting_confirmation = True, None
+    elif sub.id is None:
+        sub.active, sub.awaiting_confirmation = False, True
     sub.updated_at = now
     session.add(sub)
     session.flush()
     return sub
+
+
+def confirm(session: Session, sub: Subscription, *, now: datetime) -> None:
+    """The address confirmed (double opt-in): the subscription starts matching.
+
+    Its links get a new secret: any link handed out before (to whoever typed
+    the address) stops working, and only the owner's new ones reach it and the
+    address's other subscriptions.
+    """
+    sub.link_secret = new_secret()
+    sub.awaiting_confirmation = None
+    sub.active = True
+    sub.updated_at = now
+    session.add(sub)
+
+
+def purge_unconfirmed(session: Session, *, made_before: datetime) -> int:
+    """Delete subscriptions still awaiting confirmation that were made before ``made_before``.
+
+    Called with the confirmation link's lifetime: past it, nobody can confirm
+    them any more, and an address someone typed should not be kept for nothing.
+    """
+    stale = session.exec(
+        select(Subscription).where(
+            col(Subscription.awaiting_confirmation).is_(True),
+            col(Subscription.created_at) < made_before,
+        )
+    ).all()
+    for sub in stale:
+        delete(session, sub)
+    return len(stale)
+
+
+def set_active(session: Session, sub: Subscription, active: bool, *, now: datetime) -> None:
+    """Pause (``False``) or resume a subscription; a paused one matches nothing."""
+    sub.active = active
+    sub.updated_at = now
+    session.add(sub)
+
+
+def unique_name(session: Session, wanted: str) -> str:
+    """``wanted``, or ``wanted (2)``, ``(3)``...: the first name no subscription has."""
+    base = " ".join(wanted.split())[: MAX_NAME_LENGTH - 8] or "subscription"
+    name, number = base, 1
+    while by_name(session, name) is not None:
+        number += 1
+        name = f"{base} ({number})"
+    return name
+
+
+def by_public_id(session: Session, public_id: str) -> Subscription | None:
+    """The subscription with this public id (what signed links name), if any."""
+    return session.exec(select(Subscription).where(Subscription.public_id == public_id)).first()
+
+
+def to_input(sub: Subscription) -> SubscriptionInput:
+    """A stored subscription back as input, to edit some fields and ``save`` again."""
+    return SubscriptionInput.model_validate(
+        {
+            "name": sub.name,
+            "channels": sub.channels,
+            "addresses": sub.addresses or {},
+            "language": sub.language,
+            "cadence": sub.cadence,
+            "cadences": sub.cadences or {},
+            "timezone": sub.timezone,
+            "digest_hour": sub.digest_hour,
+            "quiet_hours": sub.quiet_hours,
+            "rule": sub.rule,
+        }
+    )
 
 
 def find(session: Session, ref: str) -> Subscription | None:
@@ -274,9 +362,11 @@ def connect(
 ) -> None:
     """Send ``sub``'s alerts on ``channel`` to ``address`` (a chat that said ``/start``).
 
-    An unsubscribed subscription comes back on this channel only.
+    An unsubscribed subscription comes back on this channel only. An
+    organisation's shared subscription keeps its other recipients and stays as
+    its editors left it (paused or not): a group joining is not their decision.
     """
-    if not sub.active:
+    if not sub.active and sub.organisation_id is None:
         sub.channels, sub.active = [], True
     sub.addresses = {**(sub.addresses or {}), channel: address}
     if channel not in sub.channels:

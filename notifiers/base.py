@@ -7,8 +7,9 @@ only when the channel accepted it, or raises a ``DeliveryError``
 
 A channel is one module: its notifier class says, in class attributes, how
 its messages are cut (``layout``), which subscription field holds its address
-(``address_field``) and how to check one (``check_address``); the rest of the
-agent reads those and never names a channel.
+(``address_field``) and how to check one (``check_address``), and how a
+subscriber who signs up on the web proves the address is theirs
+(``verification``); the rest of the agent reads those and never names a channel.
 
 To add a channel: write ``notifiers/<channel>.py`` with a ``<Channel>Notifier``
 model (its fields are the ``[notifiers.<channel>]`` config keys, its class
@@ -89,6 +90,17 @@ class Message:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+class Verification(StrEnum):
+    """How a subscription made on the web proves its channel's address is its subscriber's."""
+
+    #: A confirmation message goes to the typed address; its link turns the subscription on.
+    MESSAGE = "message"
+    #: Nothing is typed: the chat connects itself through a link (a bot's deep link).
+    CONNECT = "connect"
+    #: Nothing to prove: a feed is read by whoever holds its secret address.
+    NONE = "none"
+
+
 class Notifier(Protocol):
     """A channel opened once per process; ``send`` returns only when accepted."""
 
@@ -101,6 +113,11 @@ class Notifier(Protocol):
     address_option: ClassVar[str | None]
     #: How to turn the channel on, for the error when it is not configured.
     how_to_enable: ClassVar[str]
+    #: How a subscriber on the web proves the address is theirs (double opt-in).
+    verification: ClassVar[Verification]
+    #: How a web form asks for the address: the HTML input type and autocomplete
+    #: token (``email``); ``None``: the address is never typed on the web.
+    address_input: ClassVar[str | None]
 
     @classmethod
     def check_address(cls, address: str) -> str:
@@ -125,6 +142,15 @@ class ServiceContext:
     #: The UI strings of a language (``Renderer.strings``).
     strings: Callable[[str], Mapping[str, Any]]
     clock: Callable[[], datetime]
+
+
+@runtime_checkable
+class SelfConnecting(Protocol):
+    """A channel whose chats connect themselves by opening a link (``Verification.CONNECT``)."""
+
+    def connect_links(self, token: str) -> dict[str, str]:
+        """The links that connect a chat with ``token`` (``/start``), by kind of chat."""
+        ...
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 
 from agent.errors import DeliveryError, PermanentDeliveryError
 from notifiers import mime
-from notifiers.base import Batching, Layout, Message
+from notifiers.base import Batching, Layout, Message, Verification
 from notifiers.smtp_pool import SmtpPool
 from notifiers.smtp_replies import Stage, refusal
 
@@ -48,6 +48,9 @@ class EmailNotifier(BaseModel):
     address_field: ClassVar[str | None] = "email"
     address_option: ClassVar[str | None] = "email"
     how_to_enable: ClassVar[str] = "add a [notifiers.email] table"
+    # Anyone can type any address: nothing but the confirmation goes there until it is confirmed.
+    verification: ClassVar[Verification] = Verification.MESSAGE
+    address_input: ClassVar[str | None] = "email"
 
     #: The SMTP server; None writes .eml files to ``drop_dir`` instead.
     host: str | None = None

@@ -1,6 +1,6 @@
 """RSS: a pull channel, so sending is only bookkeeping.
 
-The outbox marks a feed delivery sent once ``send`` returns; ``agent.web_feeds``
+The outbox marks a feed delivery sent once ``send`` returns; ``agent.web.feeds``
 then serves the subscription's sent deliveries as Atom (``/feeds/<token>.xml``)
 and RSS 2.0 (``.rss``), built by ``agent.feeds`` from this channel's templates,
 and the deadlines of the items they matched as iCalendar (``.ics``, by
@@ -13,7 +13,7 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from notifiers.base import Batching, Layout, Message
+from notifiers.base import Batching, Layout, Message, Verification
 
 
 class RssNotifier(BaseModel):
@@ -26,6 +26,9 @@ class RssNotifier(BaseModel):
     address_field: ClassVar[str | None] = None
     address_option: ClassVar[str | None] = None
     how_to_enable: ClassVar[str] = "add a [notifiers.rss] table"
+    # A feed's address is its own secret token: whoever holds the link reads it.
+    verification: ClassVar[Verification] = Verification.NONE
+    address_input: ClassVar[str | None] = None
 
     @classmethod
     def check_address(cls, address: str) -> str:

@@ -41,7 +41,7 @@ from agent.errors import (
     PermanentDeliveryError,
     RateLimited,
 )
-from notifiers.base import Batching, Layout, Message, ServiceContext
+from notifiers.base import Batching, Layout, Message, ServiceContext, Verification
 from notifiers.telegram_limits import FloodLimits, Limit
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ class TelegramNotifier(BaseModel):
         "set the bot token in SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN "
         "(see README, Channels: telegram)"
     )
+    # A chat id is never typed on the web: the chat says /start <token> to the bot itself.
+    verification: ClassVar[Verification] = Verification.CONNECT
+    address_input: ClassVar[str | None] = None
 
     #: From ``SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN``, never the config file.
     token: SecretStr
@@ -143,6 +146,11 @@ class TelegramNotifier(BaseModel):
     def username(self) -> str:
         """The bot's ``@username`` without the ``@``, as ``getMe`` gave it."""
         return self.bot.username
+
+    def connect_links(self, token: str) -> dict[str, str]:
+        """The bot's deep links that connect a private chat or a group with ``token``."""
+        base = f"https://t.me/{self.username}"
+        return {"private": f"{base}?start={token}", "group": f"{base}?startgroup={token}"}
 
     async def background(self, context: ServiceContext) -> None:
         """Talk with people: poll for updates, or register the webhook (until cancelled)."""

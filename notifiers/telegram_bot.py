@@ -2,7 +2,8 @@
 
 * ``/start <token>``: the subscription's deep link (``t.me/<bot>?start=<token>``,
   ``?startgroup=<token>`` for a group; in a channel an admin posts it) connects
-  the chat: its alerts go there, and any suppression of the chat is lifted.
+  the chat: its alerts go there, and any suppression of the chat is lifted;
+  a subscription made on the web for this (awaiting its chat) is turned on.
   ``/start`` alone in a connected chat (what Telegram sends when a user
   unblocks the bot) resumes it.
 * ``/list``: the subscriptions connected to this chat.
@@ -151,6 +152,9 @@ class Conversation:
             key = "link_expired" if state is LinkState.EXPIRED else "link_invalid"
             return self._text(said, key, language=sub.language if sub else None)
         subscriptions.connect(session, sub, CHANNEL, said.chat_id, now=self.context.clock())
+        if sub.awaiting_confirmation:
+            # Made on the web to be connected here: the chat holding its link is the proof.
+            subscriptions.confirm(session, sub, now=self.context.clock())
         session.flush()
         self._resume(session, said.chat_id)
         strings = self._strings(sub.language)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser
 from starlette.types import ASGIApp
 
 from agent.rules import RuleSpec
@@ -111,3 +112,12 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     """A plain HTTP client, as the agent shares one with every watcher."""
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium through Playwright, one per test module (``tests.browser``)."""
+    from tests.browser import chromium  # here: tests.browser imports this module
+
+    with chromium() as launched:
+        yield launched

@@ -194,9 +194,7 @@ async def test_unsubscribing_cancels_a_queued_digest(world: World, agent: Agent)
         link = agent.links.unsubscribe_url(sub)
     from agent.web import create_app
 
-    app = create_app(
-        agent.db, agent.renderer, agent.links, sources=agent.config.sources, clock=agent.clock
-    )
+    app = create_app(agent)
     with serve(app) as site:
         path = link.split("/unsubscribe/", 1)[1]
         async with httpx.AsyncClient() as http:

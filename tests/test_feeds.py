@@ -135,9 +135,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                 session.commit()
             site = Site(agent, "", source, subs, clock)
             await site.republish(after=timedelta(0))
-            app = create_app(
-                agent.db, agent.renderer, agent.links, sources=config.sources, clock=agent.clock
-            )
+            app = create_app(agent)
             with serve(app) as url:
                 site.url = url
                 yield site

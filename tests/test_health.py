@@ -96,9 +96,7 @@ async def test_health_answers_503_until_every_source_is_polled_then_200(tmp_path
             base_dir=tmp_path,
         )
         async with Agent.open(config, clock=lambda: NOW) as agent:
-            app = create_app(
-                agent.db, agent.renderer, agent.links, sources=config.sources, clock=agent.clock
-            )
+            app = create_app(agent)
             with serve(app) as site:
                 async with httpx.AsyncClient() as http:
                     before = await http.get(f"{site}/health")

@@ -245,13 +245,7 @@ async def feed_url(tmp_path: Path) -> AsyncIterator[str]:
             [result] = await agent.poll_all()
             assert result.error is None, result.error
             await agent.dispatch()
-            app = create_app(
-                agent.db,
-                agent.renderer,
-                agent.links,
-                sources=agent.config.sources,
-                clock=agent.clock,
-            )
+            app = create_app(agent)
             with serve(app) as url:
                 yield f"{url}/feeds/{sub.feed_token}.xml"
 

@@ -313,9 +313,7 @@ async def test_an_old_link_does_not_unsubscribe_whoever_got_its_row_next(world: 
     link = agent.links.unsubscribe_url(gone)
     delete(agent, gone)
     newcomer = save(agent, "newcomer")
-    app = create_app(
-        agent.db, agent.renderer, agent.links, sources=agent.config.sources, clock=agent.clock
-    )
+    app = create_app(agent)
     with serve(app) as site:
         old = link.replace(agent.links.public_url, site)
         async with httpx.AsyncClient() as http:

@@ -16,12 +16,15 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlmodel import Session
 
+from agent import subscriptions
 from agent.config import build_config
-from agent.models import SourceState
-from agent.scheduler import Poller, retry_after, schedule
+from agent.models import SourceState, Subscription
+from agent.scheduler import Poller, purge_job, retry_after, schedule
 from agent.service import Agent
+from agent.subscriptions import SubscriptionInput
 from tests.conftest import NOW, serve
 from tests.fakes import ckan
+from tests.samples import Clock
 
 
 @pytest.mark.parametrize(
@@ -54,7 +57,7 @@ async def test_a_failing_source_is_retried_sooner_and_every_source_is_scheduled(
         async with Agent.open(config, clock=lambda: NOW) as agent:
             scheduler = AsyncIOScheduler(timezone="UTC")
             schedule(agent, scheduler)
-            assert {job.id for job in scheduler.get_jobs()} == {"poll:broken", "dispatch"}
+            assert {job.id for job in scheduler.get_jobs()} == {"poll:broken", "dispatch", "purge"}
             poller = Poller(agent, scheduler, "broken", timedelta(hours=6))
             await poller.run()
     retry = scheduler.get_job("retry:broken")
@@ -95,3 +98,29 @@ async def test_a_real_scheduler_awaits_the_poll_jobs(tmp_path: Path) -> None:
                     scheduler.shutdown(wait=False)
     assert state is not None
     assert state.last_item_count == 21
+
+
+async def test_the_purge_job_deletes_web_subscriptions_that_never_confirmed(tmp_path: Path) -> None:
+    config = build_config(
+        {"agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}", "manage_link_ttl": "P30D"}},
+        base_dir=tmp_path,
+    )
+    clock = Clock(NOW)
+    async with Agent.open(config, clock=clock) as agent:
+        with Session(agent.db, expire_on_commit=False) as session:
+            made = {}
+            for name, confirmed in (("waits", False), ("confirmed", True)):
+                given = SubscriptionInput.model_validate(
+                    {"name": name, "query": "ענן", "channels": ["email"], "email": "a@b.example"}
+                )
+                made[name] = subscriptions.save(session, given, now=NOW, confirmed=confirmed)
+            session.commit()
+        clock.now = NOW + timedelta(days=29)
+        await purge_job(agent)  # its confirmation link still works: kept
+        with Session(agent.db) as session:
+            assert session.get(Subscription, made["waits"].id) is not None
+        clock.now = NOW + timedelta(days=31)
+        await purge_job(agent)
+        with Session(agent.db) as session:
+            assert session.get(Subscription, made["waits"].id) is None
+            assert session.get(Subscription, made["confirmed"].id) is not None

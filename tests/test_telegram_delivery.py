@@ -197,10 +197,7 @@ async def hooked(tmp_path: Path, bot: tuple[Starlette, str]) -> AsyncIterator[Ho
     )
     async with Agent.open(config) as agent:
         context = ServiceContext(agent.db, agent.links, agent.renderer.strings, agent.clock)
-        web = create_app(
-            agent.db, agent.renderer, agent.links, sources={}, clock=agent.clock,
-            routes=channel_routes(agent.notifiers.values(), context),
-        )  # fmt: skip
+        web = create_app(agent, routes=channel_routes(agent.notifiers.values(), context))
         listening = start_background(agent.notifiers.values(), context)
         try:
             with serve(web) as site:

@@ -60,13 +60,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
                 session.commit()
             await agent.poll_all()
             await agent.dispatch()
-            app = create_app(
-                agent.db,
-                agent.renderer,
-                agent.links,
-                sources=agent.config.sources,
-                clock=agent.clock,
-            )
+            app = create_app(agent)
             with serve(app) as url:
                 yield Site(agent, url, subs)
 
@@ -159,7 +153,7 @@ async def test_odd_tokens_are_not_found_not_a_crash(site: Site, path: str) -> No
         shown = await http.get(f"{site.url}/unsubscribe/{path}")
         posted = await http.post(f"{site.url}/unsubscribe/{path}")
     assert (shown.status_code, posted.status_code) == (404, 404)
-    assert "not valid" in posted.text
+    assert "הקישור אינו תקף" in posted.text  # "This link is not valid", in the default Hebrew
 
 
 async def test_another_spelling_of_a_valid_token_is_not_found(site: Site) -> None:
