@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlmodel import SQLModel
 
-from agent import accounts  # noqa: F401  (its tables join the metadata)
+from agent import accounts, throttle  # noqa: F401  (their tables join the metadata)
 from agent.db_errors import Target, first_line, translate
 from agent.errors import ConfigError, StorageError
 from agent.models import Delivery, Subscription, new_public_id, new_secret

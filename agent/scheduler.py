@@ -31,7 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from agent import subscriptions
+from agent import subscriptions, throttle
 from agent.config import Config
 from agent.errors import AgentError
 from agent.keys import require_key
@@ -66,11 +66,14 @@ PURGE_EVERY = timedelta(hours=6)
 
 
 async def purge_job(agent: Agent) -> None:
-    """Delete web subscriptions whose confirmation link has expired unused."""
-    made_before = agent.clock() - agent.config.agent.manage_link_ttl
+    """Delete web subscriptions whose confirmation link has expired unused, and old rate counts."""
+    now = agent.clock()
+    made_before = now - agent.config.agent.manage_link_ttl
     try:
         with Session(agent.db) as session:
             gone = subscriptions.purge_unconfirmed(session, made_before=made_before)
+            # No limit looks further back than throttle.KEEP: older attempts only take room.
+            throttle.prune(session, now - throttle.KEEP)
             session.commit()
     except AgentError as exc:
         logger.error("purging unconfirmed subscriptions: %s", exc)

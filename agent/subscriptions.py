@@ -49,6 +49,8 @@ ADDRESS_FIELDS: dict[str, str] = {
 
 #: Names are shown in every message and page: long enough for a team's label.
 MAX_NAME_LENGTH = 200
+#: An import file is a list people keep: far below this (10⁵ subscriptions take ~30 MB).
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
 #: No address of any channel is longer than this.
 MAX_ADDRESS_LENGTH = 320
 
@@ -292,6 +294,14 @@ def read_file(path: Path, *, available: Collection[str]) -> list[SubscriptionInp
 
     ``available`` are the configured channels; every entry must name its own.
     """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise AgentError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+    if size > MAX_IMPORT_BYTES:
+        raise AgentError(
+            f"{path}: {size:,} bytes is over the {MAX_IMPORT_BYTES:,} an import may have"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)

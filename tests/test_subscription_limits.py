@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from agent.errors import AgentError
-from agent.subscriptions import MAX_NAME_LENGTH, SubscriptionInput, read_file
+from agent.subscriptions import MAX_IMPORT_BYTES, MAX_NAME_LENGTH, SubscriptionInput, read_file
 from tests.user import User, config_text
 
 
@@ -72,3 +72,12 @@ def test_a_deeply_nested_json_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
     with pytest.raises(AgentError, match="nested too deeply"):
         read_file(path, available=["rss"])
+
+
+def test_an_import_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(config_text(), encoding="utf-8")
+    huge = tmp_path / "subscriptions.toml"
+    with huge.open("wb") as file:
+        file.truncate(MAX_IMPORT_BYTES + 1)  # sparse: nothing is written to the disk
+    result = User(tmp_path).run("subscriptions", "import", str(huge), code=1)
+    assert f"is over the {MAX_IMPORT_BYTES:,} an import may have" in result.stderr

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from agent.web.security import MAX_BODY_BYTES
 from tests.browser import (
     LANGUAGES,
     LiveSite,
@@ -79,3 +80,20 @@ def test_the_skip_link_is_the_first_stop_and_jumps_to_the_content(
         assert focused == "דילוג לתוכן הראשי"
         page.keyboard.press("Enter")
         assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_a_request_body_over_the_limit_is_refused(site: LiveSite) -> None:
+    big = b"x" * (MAX_BODY_BYTES + 1)
+    declared = httpx.post(f"{site.url}/subscribe", content=big)
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # chunked: no length declared, counted as it comes
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    streamed = httpx.post(
+        f"{site.url}/subscribe",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413

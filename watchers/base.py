@@ -35,6 +35,9 @@ _CHALLENGE_MARKS = ("cf-challenge", "challenge-platform", "Incapsula", "_Incapsu
 #: No real answer nests deeper (an OCDS release is about 8 levels); deeper is garbage, and
 #: code walking it recursively would crash.
 MAX_JSON_DEPTH = 100
+#: No answer of a real source comes near this (the largest, a CKAN page of 32,000
+#: rows, is some tens of MB); a bigger one is broken or hostile and is not read.
+MAX_ANSWER_BYTES = 128 * 1024 * 1024
 #: What a malformed record raises while it is read: wrong types, missing keys, values
 #: out of range (pydantic's ValidationError is a ValueError), nesting too deep.
 RECORD_ERRORS = (
@@ -134,26 +137,69 @@ class SourceSettings(BaseModel):
 
 
 async def fetch(
-    http: httpx.AsyncClient, url: str, *, headers: dict[str, str] | None = None, **params: Any
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    max_bytes: int = MAX_ANSWER_BYTES,
+    **params: Any,
 ) -> httpx.Response:
     """GET ``url`` and return the response, or raise ``SourceError`` saying why not.
 
-    A 403, a 429/5xx, a network error, and a bot-challenge page all raise: the
-    caller never sees a failure as an empty answer. ``headers`` are sent as given
-    (conditional GET); a 304 is returned to the caller, not raised.
+    A 403, a 429/5xx, a network error, a bot-challenge page, and an answer over
+    ``max_bytes`` (counted as decoded, so a compressed
+    bomb stops too) all raise: the caller never sees a failure as an empty
+    answer. ``headers`` are sent as given (conditional GET); a 304 is returned
+    to the caller, not raised.
     """
     try:
-        response = await http.get(url, params=params or None, headers=headers)
+        async with http.stream("GET", url, params=params or None, headers=headers) as streamed:
+            body = await _read_at_most(streamed, max_bytes)
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         # InvalidURL and the idna codec's UnicodeError are not HTTPErrors: a link read
         # from an answer (a next page, a file) can be anything.
         raise SourceError(f"{url}: {type(exc).__name__}: {exc}") from exc
+    response = _with_body(streamed, body)
     if response.status_code == 403 or _is_challenge(response):
         status = response.status_code
         raise SourceBlocked(f"{response.url}: blocked (HTTP {status} or a challenge page)")
     if response.status_code >= 400:
         raise SourceError(f"{response.url}: HTTP {response.status_code}")
     return response
+
+
+async def _read_at_most(streamed: httpx.Response, limit: int) -> bytes:
+    """The decoded body, or ``SourceError`` as soon as it passes ``limit`` bytes."""
+    declared = streamed.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(streamed, limit)
+    chunks, size = [], 0
+    async for chunk in streamed.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(streamed, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(streamed: httpx.Response, limit: int) -> SourceError:
+    return SourceError(f"{streamed.url}: the answer is over {limit:,} bytes; not read")
+
+
+def _with_body(streamed: httpx.Response, body: bytes) -> httpx.Response:
+    """A complete response holding the decoded ``body`` (so no encoding header is kept)."""
+    headers = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(
+        streamed.status_code,
+        headers=headers,
+        content=body,
+        request=streamed.request,
+        history=streamed.history,
+    )
 
 
 async def fetch_json(

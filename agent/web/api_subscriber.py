@@ -9,6 +9,8 @@ the subscription's signed manage token (``agent.web.api_auth``).
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,8 +27,9 @@ from agent.web.api_schemas_subs import (
     SubscriptionOut,
     SubscriptionPatch,
 )
-from agent.web.signup import ConfirmationNotSent, sign_up
+from agent.web.signup import ConfirmationNotSent, TooManySignUps, sign_up
 from agent.web.site import Site
+from agent.web.subscribe import client_of
 
 #: What the audit log calls a subscriber acting through their token.
 SUBSCRIBER = "subscriber"
@@ -43,7 +46,10 @@ def endpoints(site: Site) -> list[Endpoint]:
             {**new.model_dump(exclude={"connect"}), "name": name}
         )
         try:
-            made = await sign_up(site, given, connect=new.connect)
+            made = await sign_up(site, given, connect=new.connect, client=client_of(request))
+        except TooManySignUps as exc:
+            retry = {"Retry-After": str(math.ceil(exc.wait.total_seconds()))}
+            raise ApiError(429, str(exc), headers=retry) from None
         except ConfirmationNotSent as exc:
             raise ApiError(503, str(exc)) from None
         except AgentError as exc:
@@ -83,7 +89,9 @@ def endpoints(site: Site) -> list[Endpoint]:
                 "The same checks as the subscribe page. `next_step` says what follows: "
                 "`confirm` (a message went to the address), `connect` (open a deep link), "
                 "`ready` (a feed). The `manage` link's last part is the token for the "
-                "endpoints below. 503: the confirmation could not be sent; try again later."
+                "endpoints below. 429: too many subscriptions from this client lately; "
+                "`Retry-After` says in how many seconds to try again. "
+                "503: the confirmation could not be sent; try again later."
             ),
         ),
         Endpoint(

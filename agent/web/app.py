@@ -55,7 +55,7 @@ from agent.web import (
 )
 from agent.web.feeds import feed_routes
 from agent.web.pages import Pages
-from agent.web.security import SecurityHeaders, session_middleware, user_of
+from agent.web.security import BodyLimit, SecurityHeaders, session_middleware, user_of
 from agent.web.site import Site
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ def create_app(agent: Agent, *, routes: Sequence[BaseRoute] = ()) -> Starlette:
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(BodyLimit),
             session_middleware(
                 agent.links.subkey("session"), https=agent.links.public_url.startswith("https:")
             ),

@@ -7,25 +7,26 @@
   answer, in the same time (``accounts.authenticate`` hashes either way);
 * ``POST /logout`` -- ends the session, back to the login page.
 
-Guessing is slowed by a lockout (``Throttle``): after 5 failed logins for one
-address, or 20 from one client, within 15 minutes, further attempts for it are
-refused (429, even with the right password) until the oldest of those failures
-is 15 minutes old. The counts live in the process: a restart forgets them.
+Guessing is slowed by a lockout: after 5 failed logins for one address, or 20
+from one client, within 15 minutes, further attempts for it are refused (429,
+even with the right password) until the oldest of those failures is 15 minutes
+old. The failures are counted in the database (``agent.throttle``), so every
+web process shares them and a restart forgets none; a successful login clears
+its address's.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from agent import accounts, i18n
+from agent import accounts, i18n, throttle
 from agent.accounts import User
+from agent.throttle import Limit, Scope
 from agent.web.pages import language_of
 from agent.web.security import checked_form, log_in, log_out, safe_next
 from agent.web.site import Site, flash, redirect
@@ -36,50 +37,25 @@ WINDOW = timedelta(minutes=15)
 PER_ADDRESS = 5
 #: Failed logins from one client (IP address) within ``WINDOW`` before it is locked.
 PER_CLIENT = 20
-#: Above this many tracked keys, old ones are dropped (bounded memory under a flood).
-MAX_KEYS = 10_000
+
+#: The lockout's limit for each kind of key.
+LIMITS = {
+    Scope.LOGIN_ADDRESS: Limit(PER_ADDRESS, WINDOW),
+    Scope.LOGIN_CLIENT: Limit(PER_CLIENT, WINDOW),
+}
 
 
-@dataclass
-class Throttle:
-    """Counts failed logins by key and says how long a locked key must wait."""
-
-    window: timedelta = WINDOW
-    failures: dict[str, deque[datetime]] = field(default_factory=dict)
-
-    def wait(self, limits: dict[str, int], now: datetime) -> timedelta | None:
-        """How long until a login for these keys may be tried; ``None`` if it may now."""
-        waits = []
-        for key, limit in limits.items():
-            recent = self._recent(key, now)
-            if len(recent) >= limit:
-                # Allowed again once enough of the failures leave the window.
-                waits.append(recent[len(recent) - limit] + self.window - now)
-        return max(waits) if waits else None
-
-    def failed(self, keys: list[str], now: datetime) -> None:
-        """Count one failed login against each key."""
-        if len(self.failures) > MAX_KEYS:
-            for key in list(self.failures):
-                if not self._recent(key, now):
-                    del self.failures[key]
-        for key in keys:
-            self.failures.setdefault(key, deque()).append(now)
-
-    def forget(self, key: str) -> None:
-        """Clear a key's failures (its owner logged in)."""
-        self.failures.pop(key, None)
-
-    def _recent(self, key: str, now: datetime) -> deque[datetime]:
-        found = self.failures.get(key, deque())
-        while found and found[0] <= now - self.window:
-            found.popleft()
-        return found
+def _wait(site: Site, keys: dict[Scope, str]) -> timedelta | None:
+    """How long until a login for these keys may be tried; ``None`` if it may now."""
+    now = site.now()
+    with site.session() as session:
+        waits = [throttle.retry_after(session, LIMITS[s], s, key, now) for s, key in keys.items()]
+    found = [wait for wait in waits if wait is not None]
+    return max(found) if found else None
 
 
 def routes(site: Site) -> list[BaseRoute]:
     """This area's routes."""
-    throttle = Throttle()
 
     async def show(request: Request) -> Response:
         user = site.user_of(request)
@@ -95,17 +71,20 @@ def routes(site: Site) -> list[BaseRoute]:
         if not email or not password:
             return _form(site, request, wanted=wanted, email=email, error="missing", status=400)
         now = site.now()
-        keys = {f"address:{email.lower()}": PER_ADDRESS, f"client:{_client(request)}": PER_CLIENT}
-        wait = throttle.wait(keys, now)
+        keys = {Scope.LOGIN_ADDRESS: email.lower(), Scope.LOGIN_CLIENT: _client(request)}
+        wait = _wait(site, keys)
         if wait is not None:
             return _locked(site, request, wait, wanted=wanted, email=email)
         with site.session() as session:
             user = accounts.authenticate(session, email, password, now=now)
+            if user is None:
+                for scope, key in keys.items():
+                    throttle.hit(session, scope, key, now)
+            else:
+                throttle.forget(session, Scope.LOGIN_ADDRESS, keys[Scope.LOGIN_ADDRESS])
             session.commit()
         if user is None:
-            throttle.failed(list(keys), now)
             return _form(site, request, wanted=wanted, email=email, error="wrong", status=400)
-        throttle.forget(f"address:{email.lower()}")
         log_in(request, user)
         return redirect(after_login(user, wanted))
 

@@ -15,23 +15,27 @@ How a new subscription starts depends on how its channels prove their address
 
 What the subscriber is told never depends on whether the address had
 subscriptions already, and a new subscription never takes an existing one's name.
+
+Both limits are counted in the database (``agent.throttle``), so every web
+process shares them and a restart forgets none: one confirmation per address
+every ``RESEND_AFTER``, and ``PER_CLIENT`` sign-ups per client (IP address),
+beyond which ``TooManySignUps`` says how long to wait. Nobody can make the
+service mail-bomb a stranger through confirmations.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from jinja2 import TemplateError
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import notifiers
-from agent import i18n, subscriptions
+from agent import i18n, subscriptions, throttle
 from agent.errors import AgentError, DeliveryError
 from agent.links import Links
 from agent.links import parse as parse_token
@@ -44,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 #: No second confirmation goes to the same address sooner than this.
 RESEND_AFTER = timedelta(minutes=5)
+#: At most this many sign-ups (page or API) from one client (IP address):
+#: generous for an office behind one address, too few to flood strangers.
+PER_CLIENT = throttle.Limit(20, timedelta(hours=1))
 #: The notice (``templates/<channel>/confirm/``) that asks an address to confirm.
 CONFIRM_NOTICE = "confirm"
 
@@ -79,23 +86,41 @@ class ConfirmationNotSent(AgentError):
     retryable = True
 
 
-#: When a confirmation last went to each (channel, address), per database: kept in
-#: memory, as losing it on a restart costs at most one early resend.
-_SENT: weakref.WeakKeyDictionary[Engine, dict[tuple[str, str], datetime]] = (
-    weakref.WeakKeyDictionary()
-)
+class TooManySignUps(AgentError):
+    """The client made ``PER_CLIENT`` sign-ups already; nothing was saved."""
+
+    retryable = True
+
+    def __init__(self, wait: timedelta) -> None:
+        super().__init__("too many subscriptions from this client; try again later")
+        #: How long until the client may sign up again.
+        self.wait = wait
 
 
-async def sign_up(site: Site, given: SubscriptionInput, *, connect: Sequence[str] = ()) -> SignUp:
+#: One confirmation per (channel, address) within ``RESEND_AFTER``.
+_RESEND = throttle.Limit(1, RESEND_AFTER)
+
+
+async def sign_up(
+    site: Site,
+    given: SubscriptionInput,
+    *,
+    connect: Sequence[str] = (),
+    client: str | None = None,
+) -> SignUp:
     """Save ``given`` (awaiting confirmation where its address must confirm) and start it.
 
     ``connect`` names channels whose chat connects itself later (a bot's deep
     link); they have no address yet, so they are not in ``given.channels``.
-    Raises ``AgentError`` with a message for the subscriber when a channel is
-    not configured or the confirmation cannot be sent (``ConfirmationNotSent``:
-    the subscription then stays awaiting confirmation; nothing is lost).
+    ``client`` (the visitor's IP address) is held to ``PER_CLIENT``: over it,
+    ``TooManySignUps`` and nothing is saved. Raises ``AgentError`` with a
+    message for the subscriber when a channel is not configured or the
+    confirmation cannot be sent (``ConfirmationNotSent``: the subscription then
+    stays awaiting confirmation; nothing is lost).
     """
     confirming = _check(site, given, connect)
+    if client is not None:
+        _count_client(site, client)
     if confirming is not None:
         return await _by_message(site, given, confirming)
     with site.session() as session:
@@ -106,6 +131,16 @@ async def sign_up(site: Site, given: SubscriptionInput, *, connect: Sequence[str
         # No manage link yet: connecting confirms, which renews every link of the subscription.
         return SignUp(sub, NextStep.CONNECT, connect_links(site, sub, connect))
     return SignUp(sub, NextStep.READY, ready_links(site.links, sub))
+
+
+def _count_client(site: Site, client: str) -> None:
+    """Count a sign-up from ``client``, or raise ``TooManySignUps`` if it has had its share."""
+    now, scope = site.now(), throttle.Scope.SUBSCRIBE_CLIENT
+    with site.session() as session:
+        if throttle.claim(session, PER_CLIENT, scope, client, now) is not None:
+            return
+        wait = throttle.retry_after(session, PER_CLIENT, scope, client, now)
+    raise TooManySignUps(wait or PER_CLIENT.window)
 
 
 def ready_links(links: Links, sub: Subscription) -> dict[str, str]:
@@ -167,14 +202,19 @@ async def _by_message(site: Site, given: SubscriptionInput, channel: str) -> Sig
             session, given.model_copy(update={"name": name}), now=now, confirmed=False
         )
         session.commit()
-    sent = _SENT.setdefault(site.db, {})
-    for key, at in list(sent.items()):
-        if now - at >= RESEND_AFTER:
-            del sent[key]
-    if (channel, address) in sent:
+        # Claimed before sending, so a burst of sign-ups sends one message, not many.
+        key, scope = f"{channel}:{address.casefold()}", throttle.Scope.CONFIRMATION_ADDRESS
+        claimed = throttle.claim(session, _RESEND, scope, key, now)
+    if claimed is None:
         return SignUp(sub, NextStep.CONFIRM, sent=False)
-    await _send_confirmation(site, sub, channel, address)
-    sent[(channel, address)] = now
+    try:
+        await _send_confirmation(site, sub, channel, address)
+    except ConfirmationNotSent:
+        # Nothing reached the address: signing up again may send it at once.
+        with site.session() as session:
+            session.delete(claimed)
+            session.commit()
+        raise
     return SignUp(sub, NextStep.CONFIRM)
 
 

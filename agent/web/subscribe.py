@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +31,14 @@ from agent.web.forms import RULE_FIELDS, RuleForm
 from agent.web.pages import language_of
 from agent.web.preview_rule import WINDOW, Preview, preview
 from agent.web.security import checked_form
-from agent.web.signup import RESEND_AFTER, ConfirmationNotSent, NextStep, SignUp, sign_up
+from agent.web.signup import (
+    RESEND_AFTER,
+    ConfirmationNotSent,
+    NextStep,
+    SignUp,
+    TooManySignUps,
+    sign_up,
+)
 from agent.web.site import Site
 from agent.web.subscribe_confirm import confirm_routes
 from agent.web.subscribe_form import (
@@ -68,7 +76,12 @@ def routes(site: Site) -> list[BaseRoute]:
         if form.given is None:
             return _page(site, request, form, offered, status=400)
         try:
-            done = await sign_up(site, form.given, connect=form.connect)
+            done = await sign_up(site, form.given, connect=form.connect, client=client_of(request))
+        except TooManySignUps as exc:
+            retry = {"Retry-After": str(math.ceil(exc.wait.total_seconds()))}
+            return _page(
+                site, request, form, offered, problem=Problem.TOO_MANY, status=429, headers=retry
+            )
         except ConfirmationNotSent:
             return _page(site, request, form, offered, problem=Problem.NOT_SENT, status=503)
         except AgentError:
@@ -92,6 +105,12 @@ def routes(site: Site) -> list[BaseRoute]:
     ]
 
 
+def client_of(request: Request) -> str:
+    """The visitor's IP address, as the server saw it (a visitor cannot choose it)."""
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 only (a local proxy), as for the login.
+    return request.client.host if request.client else "unknown"
+
+
 def _page(
     site: Site,
     request: Request,
@@ -101,6 +120,7 @@ def _page(
     *,
     problem: Problem | None = None,
     status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """The form page, with its errors and, when asked for, the preview."""
     values = {
@@ -111,7 +131,7 @@ def _page(
         "problem": problem,
         **(shown or _no_preview(form.rule)),
     }
-    return site.pages.render(request, "subscribe/form.html", values, status=status)
+    return site.pages.render(request, "subscribe/form.html", values, status=status, headers=headers)
 
 
 def _done(site: Site, request: Request, form: SubscribeForm, done: SignUp) -> Response:

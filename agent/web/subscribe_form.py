@@ -45,6 +45,8 @@ class Problem(StrEnum):
     NOT_SENT = "not_sent"
     #: The chosen channel cannot be used now.
     UNAVAILABLE = "unavailable"
+    #: Too many sign-ups from the visitor's network lately (``signup.PER_CLIENT``).
+    TOO_MANY = "too_many"
 
 
 @dataclass(frozen=True)
