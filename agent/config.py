@@ -27,10 +27,39 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent.errors import ConfigError
+from agent.i18n import LANGUAGES
 from notifiers import Notifiers
 from watchers import Source
 
 ENV_PREFIX = "SMART_AGENT_"
+
+
+class AdminAlertSettings(BaseModel):
+    """The ``[agent.admin_alerts]`` table: who hears that a source keeps failing.
+
+    One key per channel, named as a subscription names its address
+    (``notifiers.CHANNELS``' ``address_field``); a channel left out is not used.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: This many failed polls in a row send one alert; 0 turns the alerts off.
+    after: int = Field(default=3, ge=0)
+    #: The language the alerts are written in.
+    language: str = "he"
+    #: The admins' e-mail address.
+    email: str | None = None
+    #: The admins' Telegram chat (a group's id starts with -100).
+    telegram_chat_id: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(
+                f"unknown language {value!r}; the languages are {', '.join(LANGUAGES)}"
+            )
+        return value
 
 
 class AgentSettings(BaseModel):
@@ -63,6 +92,10 @@ class AgentSettings(BaseModel):
     #: At most this many immediate alerts per subscriber, channel and hour; the rest
     #: roll into the subscriber's next daily digest. 0 turns the cap off.
     hourly_cap: int = Field(default=30, ge=0)
+    #: Final deliveries (sent, cancelled, dead, suppressed) older than this are deleted.
+    keep_deliveries: timedelta = Field(default=timedelta(days=180), gt=timedelta(0))
+    #: Change events older than this that no delivery names are deleted (``agent.retention``).
+    keep_events: timedelta = Field(default=timedelta(days=365), gt=timedelta(0))
     #: After this many failed attempts a delivery is dead (visible, replayable).
     max_attempts: int = Field(default=8, ge=1)
     #: The zone digests are scheduled in and dates are shown in.
@@ -73,6 +106,8 @@ class AgentSettings(BaseModel):
     site_name: str = "Smart Agent"
     #: Sent with every request to a source, so publishers can reach us.
     user_agent: str = "smart-agent/0.1 (+https://github.com/OpenBudget; alerts)"
+    #: A source failing again and again is told to the admins (``agent.admin_alerts``).
+    admin_alerts: AdminAlertSettings = AdminAlertSettings()
 
     @field_validator("timezone")
     @classmethod

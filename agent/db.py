@@ -1,7 +1,8 @@
 """Opening the database. The only place that knows which engine is in use.
 
 SQLite is the embedded default; any SQLAlchemy URL works (PostgreSQL is a URL
-change). ``init`` creates missing tables and is safe to run on every start.
+change). ``init`` runs the Alembic migrations (``agent/migrations``) up to the
+newest revision and is safe to run on every start.
 
 An operator's mistake never reaches the user as a traceback: a URL no engine
 understands is a ``ConfigError``; a database that cannot be opened or written
@@ -14,18 +15,31 @@ statement ran, once its transaction is rolled back.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError as AlembicError
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlmodel import SQLModel
 
 from agent import accounts, throttle  # noqa: F401  (their tables join the metadata)
 from agent.db_errors import Target, first_line, translate
 from agent.errors import ConfigError, StorageError
+from agent.migrations import baseline
 from agent.models import Delivery, Subscription, new_public_id, new_secret
+
+#: The Alembic scripts: ``env.py`` and ``versions/``, shipped inside the package.
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: The revision of the last release made before migrations (``agent.migrations.baseline``).
+BASELINE = "0001"
+
+_log = logging.getLogger(__name__)
 
 #: Seconds SQLite waits for another process's write lock before giving up;
 #: an SQLite URL's ``?timeout=SECONDS`` (pysqlite's own parameter) changes it.
@@ -115,73 +129,116 @@ def _sqlite_pragmas(target: Target, connection: Any, _record: Any) -> None:
 
 
 def init(engine: Engine) -> None:
-    """Create every missing table and index, and add columns newer releases brought."""
-    SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
-    _fill_random_columns(engine)
-    _move_legacy_addresses(engine)
-    _add_missing_indexes(engine)
+    """Bring the database to the newest schema (Alembic migrations) and fill in older rows.
+
+    An empty database is migrated from nothing; one made before migrations is
+    first given the schema of revision 0001 and stamped with it. Safe and quick
+    to run on every start: an up-to-date database only has its revision read.
+    """
+    with engine.connect() as connection:
+        _migrate(connection)
+        _fill_random_columns(connection)
+        _move_legacy_addresses(connection)
+        connection.commit()
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    # Until migrations arrive, a database made by an earlier release gains the
-    # nullable columns added since; nothing is ever dropped or rewritten.
-    inspector = sa.inspect(engine)
-    with engine.begin() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            present = {column["name"] for column in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present and column.nullable:
-                    kind = column.type.compile(dialect=engine.dialect)
-                    connection.execute(
-                        sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
-                    )
+def _migrate(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode changes an SQLite table by copying it and dropping the old
+        # one, which foreign keys would refuse while rows point at it.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        config = _alembic_config(connection)
+        before = MigrationContext.configure(connection).get_current_revision()
+        if before is None:
+            _adopt(connection, config)
+        command.upgrade(config, "head")
+        connection.commit()
+        after = MigrationContext.configure(connection).get_current_revision()
+    except AlembicError as exc:
+        connection.invalidate()
+        name = _target(connection.engine.url).name
+        raise StorageError(f"database {name}: cannot be migrated: {first_line(exc)}") from exc
+    except BaseException:
+        # Foreign keys are off on this connection: it must not go back to the pool.
+        connection.invalidate()
+        raise
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    if after != before:
+        _log.info("database schema upgraded from %s to %s", before or "nothing", after)
 
 
-def _fill_random_columns(engine: Engine) -> None:
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection  # env.py migrates this connection
+    return config
+
+
+def _adopt(connection: Connection, config: AlembicConfig) -> None:
+    # No revision: empty, or made before migrations by ``create_all``. The latter
+    # gets the tables, nullable columns and indexes of the revision it is stamped
+    # with (releases before the previous one lacked some), as ``init`` did then.
+    tables = set(sa.inspect(connection).get_table_names())
+    if not tables:
+        return
+    # The web app's tables: made by this release's code before it had migrations.
+    current = "user" in tables
+    schema = SQLModel.metadata if current else baseline.metadata()
+    schema.create_all(connection)
+    _add_missing_columns(connection, schema)
+    _fill_random_columns(connection)
+    for table in schema.sorted_tables:
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
+    command.stamp(config, "head" if current else BASELINE)
+
+
+def _add_missing_columns(connection: Connection, schema: sa.MetaData) -> None:
+    # Nothing is ever dropped or rewritten: a column an earlier release lacked
+    # is added empty (each such column is nullable).
+    inspector = sa.inspect(connection)
+    for table in schema.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(
+                    sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                )
+
+
+def _fill_random_columns(connection: Connection) -> None:
     # Rows made before links and Message-IDs were named by random values get
     # theirs now, one each, so nothing that leaves the process names a row id.
-    with engine.begin() as connection:
-        for table, name, factory in _RANDOM_COLUMNS:
-            column, key = table.c[name], table.primary_key.columns.values()[0]
-            empty = connection.execute(sa.select(key).where(column.is_(None))).scalars().all()
-            if empty:
-                statement = (
-                    sa.update(table)
-                    .where(key == sa.bindparam("row"))
-                    .values({name: sa.bindparam("value")})
-                )
-                connection.execute(statement, [{"row": r, "value": factory()} for r in empty])
+    for table, name, factory in _RANDOM_COLUMNS:
+        column, key = table.c[name], table.primary_key.columns.values()[0]
+        empty = connection.execute(sa.select(key).where(column.is_(None))).scalars().all()
+        if empty:
+            statement = (
+                sa.update(table)
+                .where(key == sa.bindparam("row"))
+                .values({name: sa.bindparam("value")})
+            )
+            connection.execute(statement, [{"row": r, "value": factory()} for r in empty])
 
 
 #: Before addresses were kept by channel, each had a column of its own: column → channel.
 _LEGACY_ADDRESS_COLUMNS = {"email": "email", "telegram_chat_id": "telegram"}
 
 
-def _move_legacy_addresses(engine: Engine) -> None:
+def _move_legacy_addresses(connection: Connection) -> None:
     # A database from before addresses were kept by channel: copy each row's
     # old address columns into ``addresses`` once; the old columns stay unused.
-    present = {c["name"] for c in sa.inspect(engine).get_columns("subscription")}
+    present = {c["name"] for c in sa.inspect(connection).get_columns("subscription")}
     legacy = [name for name in _LEGACY_ADDRESS_COLUMNS if name in present]
     if not legacy:
         return
     table = sa.table("subscription", sa.column("id"), sa.column("addresses", sa.JSON),
                      *(sa.column(name) for name in legacy))  # fmt: skip
-    with engine.begin() as connection:
-        rows = (
-            connection.execute(sa.select(table).where(table.c.addresses.is_(None))).mappings().all()
-        )
-        for row in rows:
-            found = {_LEGACY_ADDRESS_COLUMNS[n]: row[n] for n in legacy if row[n]}
-            connection.execute(
-                sa.update(table).where(table.c.id == row["id"]).values(addresses=found)
-            )
-
-
-def _add_missing_indexes(engine: Engine) -> None:
-    # create_all makes the indexes of new tables only; an added column's
-    # unique index (public ids, message tokens) is made here, once filled in.
-    with engine.begin() as connection:
-        for table in SQLModel.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(connection, checkfirst=True)
+    rows = connection.execute(sa.select(table).where(table.c.addresses.is_(None))).mappings().all()
+    for row in rows:
+        found = {_LEGACY_ADDRESS_COLUMNS[n]: row[n] for n in legacy if row[n]}
+        connection.execute(sa.update(table).where(table.c.id == row["id"]).values(addresses=found))

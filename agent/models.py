@@ -319,6 +319,9 @@ class SourceState(SQLModel, table=True):
     #: ``None`` while it runs as the configuration says.
     disabled_at: datetime | None = _utc_column()
     disabled_by: str | None = None
+    #: When the admins were told this run of failures (``agent.admin_alerts``);
+    #: ``None`` while no alert stands, so exactly one process claims the next.
+    alerted_at: datetime | None = _utc_column()
 
 
 class Subscription(SQLModel, table=True):

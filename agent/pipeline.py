@@ -12,6 +12,10 @@ reports it, and nothing of that poll is kept.
 A source an admin disabled from the console (``SourceState.disabled_at``) is
 not fetched at all: its poll returns at once, marked ``disabled``, until it is
 enabled again. The scheduler keeps calling it, so enabling needs no restart.
+
+Given ``admin`` (``agent.admin_alerts``), a failure that makes the source fail
+often enough in a row tells the admins once, and the next success tells them it
+recovered; neither can fail the poll.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -32,6 +36,9 @@ from agent.errors import SourceError, StorageError
 from agent.matching import Matcher
 from agent.models import EventType, SourceState
 from watchers import Batch, Watcher
+
+if TYPE_CHECKING:
+    from agent.admin_alerts import AdminAlerts
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ async def poll(
     settings: AgentSettings,
     channels: Collection[str],
     now: datetime,
+    admin: AdminAlerts | None = None,
 ) -> PollResult:
     """Poll ``name`` once, store what changed and queue the alerts it causes."""
     with Session(db) as session:
@@ -81,6 +89,8 @@ async def poll(
         logger.warning("source %s failed: %s", name, error)
         logger.debug("source %s failed", name, exc_info=exc)
         _record_failure(db, name, error, now=now)
+        if admin is not None:
+            await admin.after_failure(db, name, now=now)
         return PollResult(name, ok=False, error=error)
     try:
         with Session(db) as session:
@@ -117,6 +127,8 @@ async def poll(
         f", {batch.skipped} malformed records skipped" if batch.skipped else "",
         " (baseline)" if silent else "",
     )
+    if admin is not None:
+        await admin.after_success(db, name, now=now)
     return PollResult(
         name,
         True,

@@ -31,7 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from agent import subscriptions, throttle
+from agent import retention, subscriptions, throttle
 from agent.config import Config
 from agent.errors import AgentError
 from agent.keys import require_key
@@ -66,20 +66,36 @@ PURGE_EVERY = timedelta(hours=6)
 
 
 async def purge_job(agent: Agent) -> None:
-    """Delete web subscriptions whose confirmation link has expired unused, and old rate counts."""
-    now = agent.clock()
-    made_before = now - agent.config.agent.manage_link_ttl
+    """Delete what is kept no longer: unconfirmed sign-ups, old rate counts, old history.
+
+    Unconfirmed subscriptions go once their confirmation link has expired;
+    final deliveries and unreferenced events past ``keep_deliveries`` and
+    ``keep_events`` (``agent.retention``), so the database stays bounded.
+    """
+    now, settings = agent.clock(), agent.config.agent
     try:
         with Session(agent.db) as session:
-            gone = subscriptions.purge_unconfirmed(session, made_before=made_before)
+            gone = subscriptions.purge_unconfirmed(
+                session, made_before=now - settings.manage_link_ttl
+            )
             # No limit looks further back than throttle.KEEP: older attempts only take room.
             throttle.prune(session, now - throttle.KEEP)
+            pruned = retention.prune(
+                session,
+                deliveries_before=now - settings.keep_deliveries,
+                events_before=now - settings.keep_events,
+            )
             session.commit()
     except AgentError as exc:
-        logger.error("purging unconfirmed subscriptions: %s", exc)
+        logger.error("purging: %s", exc)
         return
-    if gone:
-        logger.info("deleted %d subscriptions whose address never confirmed", gone)
+    if gone or pruned.deliveries or pruned.events:
+        logger.info(
+            "deleted %d unconfirmed subscriptions, %d old deliveries, %d old events",
+            gone,
+            pruned.deliveries,
+            pruned.events,
+        )
 
 
 async def dispatch_job(agent: Agent) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from agent import db as database
 from agent import preview
+from agent.admin_alerts import AdminAlerts
 from agent.config import Config
 from agent.dispatch import DispatchResult, dispatch
 from agent.flood import FloodCap
@@ -109,6 +110,9 @@ class Agent:
             settings=self.config.agent,
             channels=self.config.notifiers.enabled(),
             now=self.clock(),
+            admin=AdminAlerts(
+                self.config.agent.admin_alerts, self.notifiers, self.renderer, self.links.public_url
+            ),
         )
 
     async def poll_all(self) -> list[PollResult]:

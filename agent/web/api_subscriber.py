@@ -27,9 +27,9 @@ from agent.web.api_schemas_subs import (
     SubscriptionOut,
     SubscriptionPatch,
 )
+from agent.web.security import client_of
 from agent.web.signup import ConfirmationNotSent, TooManySignUps, sign_up
 from agent.web.site import Site
-from agent.web.subscribe import client_of
 
 #: What the audit log calls a subscriber acting through their token.
 SUBSCRIBER = "subscriber"
@@ -84,7 +84,7 @@ def endpoints(site: Site) -> list[Endpoint]:
             body=NewSubscription,
             status=202,
             returns=SignUpOut,
-            errors=(503,),
+            errors=(429, 503),
             description=(
                 "The same checks as the subscribe page. `next_step` says what follows: "
                 "`confirm` (a message went to the address), `connect` (open a deep link), "

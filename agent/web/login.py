@@ -28,7 +28,7 @@ from agent import accounts, i18n, throttle
 from agent.accounts import User
 from agent.throttle import Limit, Scope
 from agent.web.pages import language_of
-from agent.web.security import checked_form, log_in, log_out, safe_next
+from agent.web.security import checked_form, client_of, log_in, log_out, safe_next
 from agent.web.site import Site, flash, redirect
 
 #: Failures are counted over this long, and a lockout lasts until they age out of it.
@@ -71,7 +71,7 @@ def routes(site: Site) -> list[BaseRoute]:
         if not email or not password:
             return _form(site, request, wanted=wanted, email=email, error="missing", status=400)
         now = site.now()
-        keys = {Scope.LOGIN_ADDRESS: email.lower(), Scope.LOGIN_CLIENT: _client(request)}
+        keys = {Scope.LOGIN_ADDRESS: email.lower(), Scope.LOGIN_CLIENT: client_of(request)}
         wait = _wait(site, keys)
         if wait is not None:
             return _locked(site, request, wait, wanted=wanted, email=email)
@@ -112,12 +112,6 @@ def after_login(user: User, wanted: str) -> str:
 def local_path(wanted: str) -> str:
     """``wanted`` if it is a path on this site, else ``""`` (``safe_next`` decides)."""
     return wanted if wanted and safe_next(wanted) == wanted else ""
-
-
-def _client(request: Request) -> str:
-    # uvicorn puts the real client here (behind a local proxy: X-Forwarded-For, which
-    # it trusts from 127.0.0.1 only), so a visitor cannot pick their own key.
-    return request.client.host if request.client else "unknown"
 
 
 def _locked(site: Site, request: Request, wait: timedelta, *, wanted: str, email: str) -> Response:

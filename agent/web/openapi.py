@@ -37,6 +37,7 @@ ERRORS = {
     413: "The body is too large.",
     415: "The body is not JSON.",
     422: "Invalid fields: each is named, a rule's query error with its position.",
+    429: "Too many requests from this client or for this address; see Retry-After.",
     503: "A channel could not be reached; try again later.",
 }
 

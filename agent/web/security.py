@@ -140,6 +140,15 @@ def login_required(
     return decorate
 
 
+def client_of(request: Request) -> str:
+    """The visitor's IP address as the server saw it: a key for rate limits.
+
+    uvicorn trusts ``X-Forwarded-For`` from 127.0.0.1 only (a local proxy), so
+    a visitor cannot pick their own key.
+    """
+    return request.client.host if request.client else "unknown"
+
+
 def safe_next(target: Any) -> str:
     """A redirect target after login: a local path only, never another site.
 

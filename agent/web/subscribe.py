@@ -30,7 +30,7 @@ from agent.subscriptions import CADENCES
 from agent.web.forms import RULE_FIELDS, RuleForm
 from agent.web.pages import language_of
 from agent.web.preview_rule import WINDOW, Preview, preview
-from agent.web.security import checked_form
+from agent.web.security import checked_form, client_of
 from agent.web.signup import (
     RESEND_AFTER,
     ConfirmationNotSent,
@@ -103,12 +103,6 @@ def routes(site: Site) -> list[BaseRoute]:
         Route("/preview", live, methods=["GET"]),
         *confirm_routes(site),
     ]
-
-
-def client_of(request: Request) -> str:
-    """The visitor's IP address, as the server saw it (a visitor cannot choose it)."""
-    # uvicorn trusts X-Forwarded-For from 127.0.0.1 only (a local proxy), as for the login.
-    return request.client.host if request.client else "unknown"
 
 
 def _page(
