@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 import notifiers
-from agent import outbox
+from agent import ledger, outbox
 from agent.cli import cli, config_of, echo_json, session_of
 from agent.errors import AgentError
 from agent.models import (
@@ -32,7 +32,7 @@ from agent.service import utcnow
 #: The statuses, for ``--status``.
 STATUSES = [status.value for status in DeliveryStatus]
 #: One stored reason as a line (shared with the admin console's ledger).
-format_reason = outbox.format_reason
+format_reason = ledger.format_reason
 
 
 def _since(value: str | None) -> datetime | None:
@@ -60,7 +60,7 @@ def _filtered(
     query: SelectOfScalar[Any], since: str | None, status: str | None, channel: str | None
 ) -> SelectOfScalar[Any]:
     return query.where(
-        *outbox.ledger_conditions(since=_since(since), status=status, channel=channel)
+        *ledger.ledger_conditions(since=_since(since), status=status, channel=channel)
     )
 
 
@@ -78,8 +78,8 @@ def list_(
 ) -> None:
     """List the newest deliveries, with their state, attempts and last error."""
     with session_of(config_of(ctx)) as session:
-        where = outbox.ledger_conditions(since=_since(since), status=status, channel=channel)
-        for found in outbox.ledger(session, where, limit=limit):
+        where = ledger.ledger_conditions(since=_since(since), status=status, channel=channel)
+        for found in ledger.ledger(session, where, limit=limit):
             delivery, name = found.delivery, found.subscription.name
             error = f"  ({delivery.last_error})" if delivery.last_error else ""
             click.echo(
@@ -91,7 +91,7 @@ def list_(
 def _load(ctx: click.Context, delivery_id: int) -> tuple[Delivery, Subscription, Event]:
     """A delivery with its subscription and event; ``AgentError`` if there is none."""
     with session_of(config_of(ctx)) as session:
-        found = outbox.entry(session, delivery_id)
+        found = ledger.entry(session, delivery_id)
     if found is None:
         raise AgentError(f"no delivery {delivery_id}")
     return found.delivery, found.subscription, found.event.to_event()

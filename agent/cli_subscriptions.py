@@ -9,7 +9,7 @@ import click
 from pydantic import ValidationError
 
 import notifiers
-from agent import subscriptions
+from agent import subscription_files, subscriptions
 from agent.cli import all_subscriptions, cli, config_of, echo_json, run, session_of
 from agent.cli_rules import rule_options
 from agent.config import Config, format_errors
@@ -167,7 +167,7 @@ def remove(ctx: click.Context, ref: str) -> None:
 def import_(ctx: click.Context, file: Path) -> None:
     """Import subscriptions from a TOML or JSON FILE (all or nothing; same names are updated)."""
     config = config_of(ctx)
-    entries = subscriptions.read_file(file, available=config.notifiers.enabled())
+    entries = subscription_files.read_file(file, available=config.notifiers.enabled())
     with session_of(config) as session:
         updated = sum(subscriptions.by_name(session, e.name) is not None for e in entries)
         for entry in entries:

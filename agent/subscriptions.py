@@ -1,22 +1,18 @@
-"""Adding, listing, removing and importing subscriptions.
+"""Subscriptions: what people ask for (``SubscriptionInput``), and saving, finding,
+confirming, pausing, connecting and deleting them.
 
-A subscription file (TOML or JSON) holds a list under ``subscriptions``; each
-entry has the rule fields of ``agent.rules.RuleSpec`` (``query``, ``kinds``,
-``publishers``, ``amount_min``, ...) next to the delivery fields below, and must
-name its ``channels``. An import is all or nothing, and importing the same name
-again updates it. Every entry is checked against the configured channels, so a
-subscription never waits on a channel that cannot send.
+The same input comes from the CLI, subscription files (``agent.subscription_files``),
+the web pages and the API, so every way in checks the same things. Every entry
+is checked against the configured channels, so a subscription never waits on a
+channel that cannot send.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-import tomllib
 import unicodedata
 from collections.abc import Collection
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import available_timezones
 
@@ -24,14 +20,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from sqlmodel import Session, col, select
 
 import notifiers
-from agent.config import format_errors
 from agent.errors import AgentError
 from agent.models import Delivery, Subscription, new_secret
 from agent.rules import RuleSpec, dump_node
@@ -49,8 +43,6 @@ ADDRESS_FIELDS: dict[str, str] = {
 
 #: Names are shown in every message and page: long enough for a team's label.
 MAX_NAME_LENGTH = 200
-#: An import file is a list people keep: far below this (10⁵ subscriptions take ~30 MB).
-MAX_IMPORT_BYTES = 64 * 1024 * 1024
 #: No address of any channel is longer than this.
 MAX_ADDRESS_LENGTH = 320
 
@@ -287,57 +279,6 @@ def find(session: Session, ref: str) -> Subscription | None:
     if ref.isdigit() and (sub := session.get(Subscription, int(ref))) is not None:
         return sub
     return by_name(session, ref)
-
-
-def read_file(path: Path, *, available: Collection[str]) -> list[SubscriptionInput]:
-    """Parse and check a TOML or JSON subscription file; raise ``AgentError`` naming the entry.
-
-    ``available`` are the configured channels; every entry must name its own.
-    """
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise AgentError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    if size > MAX_IMPORT_BYTES:
-        raise AgentError(
-            f"{path}: {size:,} bytes is over the {MAX_IMPORT_BYTES:,} an import may have"
-        )
-    text = path.read_text(encoding="utf-8")
-    try:
-        data: Any = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise AgentError(f"{path}: cannot be parsed: {exc}") from exc
-    except RecursionError as exc:
-        raise AgentError(f"{path}: cannot be parsed: nested too deeply") from exc
-    entries = data.get("subscriptions", []) if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise AgentError(f"{path}: 'subscriptions' must be a list")
-    found: dict[str, SubscriptionInput] = {}
-    for index, entry in enumerate(entries):
-        given = _entry(entry, f"{path}: subscriptions[{index}]", available)
-        if given.name in found:
-            raise AgentError(
-                f"{path}: subscriptions[{index}]: the name {given.name!r} is used twice"
-            )
-        found[given.name] = given
-    return list(found.values())
-
-
-def _entry(entry: Any, where: str, available: Collection[str]) -> SubscriptionInput:
-    name = entry.get("name", "?") if isinstance(entry, dict) else "?"
-    if isinstance(entry, dict) and "channels" not in entry:
-        raise AgentError(
-            f"{where} ({name}): 'channels' is missing: list one or more of {', '.join(CHANNELS)}"
-        )
-    try:
-        given = SubscriptionInput.model_validate(entry)
-        given.rule.compile()
-        check_channels(given, available)
-    except ValidationError as exc:
-        raise AgentError(f"{where} ({name}):\n{format_errors(exc)}") from exc
-    except AgentError as exc:
-        raise AgentError(f"{where} ({name}): {exc}") from exc
-    return given
 
 
 def describe(sub: Subscription, *, feed_url: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from agent.errors import AgentError
-from agent.subscriptions import MAX_IMPORT_BYTES, MAX_NAME_LENGTH, SubscriptionInput, read_file
+from agent.subscription_files import MAX_IMPORT_BYTES, read_file
+from agent.subscriptions import MAX_NAME_LENGTH, SubscriptionInput
 from tests.user import User, config_text
 
 

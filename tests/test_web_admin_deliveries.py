@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 import notifiers
-from agent import outbox
+from agent import ledger, outbox
 from agent.models import Delivery, DeliveryStatus, StoredEvent
 from agent.web.admin_deliveries import PAGE_SIZE
 from tests.test_web_admin_subscriptions import (
@@ -101,7 +101,7 @@ async def test_a_sent_delivery_says_why_it_matched_and_shows_its_receipt(site: C
     assert delivery.receipt
     page = site.client().get(f"/admin/deliveries/{delivery.id}").text
     for reason in delivery.reasons:  # as ``smart-agent deliveries why`` prints them
-        line = outbox.format_reason(reason).replace("'", "&#39;").replace('"', "&#34;")
+        line = ledger.format_reason(reason).replace("'", "&#39;").replace('"', "&#34;")
         assert f'<code dir="auto">{line}</code>' in page
     assert "the phrase" in page  # and the sentence the subscriber read
     assert delivery.receipt.replace("<", "&lt;").replace(">", "&gt;") in page
@@ -181,7 +181,7 @@ def test_the_ledger_is_paged(site: Console) -> None:
         ]
         outbox.enqueue(session, [{**r, "created_at": NOW, "next_attempt_at": NOW} for r in rows])
         session.commit()
-        total = outbox.ledger_count(session, [])
+        total = ledger.ledger_count(session, [])
     assert total > PAGE_SIZE
     admin = site.client()
     first = admin.get("/admin/deliveries").text

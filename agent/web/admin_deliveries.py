@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 import notifiers
-from agent import outbox
+from agent import ledger, outbox
 from agent.errors import RuleError
 from agent.models import DeliveryStatus, Subscription
 from agent.rules import load_node
@@ -57,14 +57,14 @@ def routes(site: Site) -> list[BaseRoute]:
     async def listing(request: Request) -> Response:
         chosen = _filters(request)
         page = page_number(request.query_params.get("page"))
-        where = outbox.ledger_conditions(
+        where = ledger.ledger_conditions(
             status=chosen["status"],
             channel=chosen["channel"],
             subscription_id=chosen["subscription"],
         )
         with site.session() as session:
-            total = outbox.ledger_count(session, where)
-            rows = outbox.ledger(session, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            total = ledger.ledger_count(session, where)
+            rows = ledger.ledger(session, where, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
             names = _subscription_names(session)
         values = {
             "rows": rows,
@@ -86,7 +86,7 @@ def routes(site: Site) -> list[BaseRoute]:
         values = {
             "entry": found,
             "item": found.event.snapshot,
-            "reasons": [outbox.format_reason(reason) for reason in found.delivery.reasons],
+            "reasons": [ledger.format_reason(reason) for reason in found.delivery.reasons],
             "sentence": _sentence(site, found, language),
             "address": (found.subscription.addresses or {}).get(found.delivery.channel),
             "retryable": found.delivery.status in outbox.RETRYABLE,
@@ -124,7 +124,7 @@ def _act(site: Site, request: Request, action: Callable[..., int], done: Done) -
 
 
 def _entry(session: Session, request: Request) -> outbox.Claimed:
-    found = outbox.entry(session, request.path_params["id"])
+    found = ledger.entry(session, request.path_params["id"])
     if found is None:
         raise HTTPException(404, "No such delivery.")
     return found
