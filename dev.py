@@ -59,9 +59,10 @@ def install(extras: str) -> None:
     (VENV / f".installed{extras}").write_text(_digest())
 
 
-#: Debian packages some tests drive: Chromium (the e-mail layout and accessibility
-#: tests) and the openssl command (certificates for SMTP over TLS), by command name.
-SYSTEM_TOOLS = {"chromium": "chromium", "openssl": "openssl"}
+#: Debian packages some tests drive: Chromium (the web pages, e-mail layout and
+#: accessibility tests), the openssl command (certificates for SMTP over TLS) and
+#: PostgreSQL (the tests on a real server start their own), by command name.
+SYSTEM_TOOLS = {"chromium": "chromium", "openssl": "openssl", "pg_ctlcluster": "postgresql"}
 
 
 def system_tools() -> None:

@@ -82,6 +82,9 @@ def enqueue(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     # bound parameters (SQLite 32,766 or 250,000, PostgreSQL 65,535) in a big poll.
     table = Delivery.__table__  # type: ignore[attr-defined]
     statement = insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        # psycopg reports no row count for a batch: count the rows the insert returns.
+        return len(session.execute(statement.returning(table.c.id), values).all())
     result = session.execute(statement, values)
     return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 

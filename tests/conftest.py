@@ -121,3 +121,22 @@ def browser() -> Iterator[Browser]:
 
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session (``tests.postgres``); skipped without one."""
+    from tests import postgres  # here: it needs the package only when used
+
+    if postgres.BIN is None:
+        pytest.skip(postgres.REASON)
+    with postgres.server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    from tests import postgres
+
+    return postgres.database(postgres_server)
