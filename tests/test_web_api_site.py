@@ -38,6 +38,7 @@ from agent.web import create_app
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.fakes.smtp import Mailbox, smtp_in_thread
+from tests.samples import Clock
 from tests.service import Switch
 
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
@@ -47,16 +48,6 @@ MEMBER_EMAIL = "member@ngo.example"
 PASSWORD = "correct horse battery staple"
 #: The source's name in the configuration.
 SOURCE = "tenders"
-
-
-class Clock:
-    """The agent's clock, which a test may move."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

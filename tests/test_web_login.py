@@ -26,22 +26,13 @@ from agent.web import create_app
 from agent.web.login import PER_ADDRESS, PER_CLIENT, local_path
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
+from tests.samples import Clock
 from tests.service import Counted, Switch
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ADMIN = "admin@ngo.example"
 MEMBER = "member@ngo.example"
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    """The agent's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
