@@ -4,9 +4,12 @@
     python3 dev.py serve   # install into .venv, create the database, run the service
     python3 dev.py test    # install with test tools, then ruff, mypy and pytest
 
-Anything after the command is passed on: to pytest (``python3 dev.py test -k
-email``), or to ``smart-agent`` as its options (``python3 dev.py serve --config
-my.toml -v``; relative paths are from the repository root). ``serve`` becomes
+``test`` runs the suite twice, in parallel workers: on SQLite, then the tests
+that use the database again on PostgreSQL (a throwaway server of Debian's,
+skipped where it is not installed; ``tests/databases.py``). Anything after the
+command is passed on: to both pytest runs (``python3 dev.py test -k email``),
+or to ``smart-agent`` as its options (``python3 dev.py serve --config my.toml
+-v``; relative paths are from the repository root). ``serve`` becomes
 the service (``exec``), so stopping it stops the service and leaves no child
 holding the port. The virtual environment is reinstalled only when
 ``pyproject.toml`` changes.
@@ -42,7 +45,7 @@ def main(argv: list[str]) -> int:
         for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
             if code := run(BIN / check[0], *check[1:]):
                 return code
-        return run(BIN / "pytest", *rest)
+        return test(rest)
     print(__doc__)
     return 2
 
@@ -78,6 +81,48 @@ def system_tools() -> None:
         subprocess.run(["apt-get", *apt], stdout=subprocess.DEVNULL, env=env, check=True)
 
 
+#: The variable that chooses the tests' database (``tests/databases.py``).
+TEST_DATABASE = "SMART_AGENT_TEST_DATABASE"
+#: pytest-xdist workers: most tests wait on child processes, servers and sleeps,
+#: so more workers than CPUs keep both busy. A module's tests stay together on
+#: one worker, so that its live site and browser start once.
+PARALLEL = ["--numprocesses", "4", "--dist", "loadfile"]
+#: Options after which pytest must run in this process: a debugger, or workers chosen.
+_SERIAL = ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist")
+#: pytest's exit status when it selected no test.
+NO_TESTS = 5
+
+
+def test(args: list[str]) -> int:
+    """pytest with ``args`` on SQLite, then on PostgreSQL; the first failure's status."""
+    chosen = workers(args)
+    # Hundreds of `smart-agent` child processes import the project: with its
+    # bytecode cached they skip compiling it, whatever the machine's default.
+    cached = {"PYTHONDONTWRITEBYTECODE": ""}
+    print("pytest on SQLite", flush=True)
+    code = run(BIN / "pytest", *chosen, *args, env={**cached, TEST_DATABASE: "sqlite"})
+    if code not in (0, 1):  # interrupted, or a usage error: the second run would say the same
+        return code
+    if not any(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        print("PostgreSQL is not installed: the run on it is skipped")
+        return code
+    print("pytest on PostgreSQL: the tests that use the database", flush=True)
+    again = run(BIN / "pytest", *chosen, *args, env={**cached, TEST_DATABASE: "postgresql"})
+    return outcome(code, again)
+
+
+def workers(args: list[str]) -> list[str]:
+    """The xdist options to add to pytest's ``args``: none if they choose otherwise."""
+    return [] if any(arg.startswith(_SERIAL) for arg in args) else PARALLEL
+
+
+def outcome(sqlite: int, postgresql: int) -> int:
+    """The exit status of both runs: the SQLite run's failure first."""
+    # A PostgreSQL run that selected nothing is fine: only tests that use no
+    # database were asked for, and they ran on SQLite.
+    return sqlite or (0 if postgresql == NO_TESTS else postgresql)
+
+
 def installed(extras: str) -> bool:
     """Whether ``.venv`` holds the project with ``extras`` for the current pyproject."""
     # An install with extras includes the plain one, so `test` also satisfies `serve`.
@@ -100,9 +145,11 @@ def serve(*options: str) -> NoReturn:
     os.execv(program, [program, *options, "serve"])
 
 
-def run(program: Path, *args: str) -> int:
-    """Run a program from the virtual environment in the project folder."""
-    return subprocess.run([str(program), *args], cwd=ROOT).returncode
+def run(program: Path, *args: str, env: dict[str, str] | None = None) -> int:
+    """Run a program from the virtual environment in the project folder, with ``env`` added."""
+    return subprocess.run(
+        [str(program), *args], cwd=ROOT, env={**os.environ, **(env or {})}
+    ).returncode
 
 
 if __name__ == "__main__":

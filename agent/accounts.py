@@ -12,6 +12,7 @@ made it and when (``record``). What organisations and their members may do is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -33,9 +34,13 @@ MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
 
-#: A stand-in hash, verified against when the e-mail is unknown, so a login
-#: takes as long for an unknown address as for a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A stand-in hash to verify for an unknown e-mail: as slow as a wrong password."""
+    # Made on first use: hashing costs every process that imports this module
+    # (each command, each worker) a third of a second and 64 MiB otherwise.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class Role(StrEnum):
@@ -172,7 +177,7 @@ def authenticate(session: Session, email: str, password: str, *, now: datetime) 
     """The user whose password this is, or ``None``; rehashes outdated hashes."""
     user = user_by_email(session, email)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:

@@ -12,6 +12,7 @@ sends. Nothing here names a channel: addresses are read by each channel's
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ from sqlmodel import Session, col
 
 from agent import i18n
 from agent.config import AdminAlertSettings
+from agent.errors import RateLimited
 from agent.models import SourceState
 from agent.rendering import Renderer
-from notifiers import CHANNELS, Notifier
+from notifiers import CHANNELS, Message, Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 NOTICE = "source_alert"
 #: Where the messages send the admins: the console's sources page.
 SOURCES_PAGE = "/admin/sources"
+#: The longest a channel's flood control may make an alert wait (seconds): the
+#: alert goes once more after that wait, inside the poll, instead of being lost.
+MAX_FLOOD_WAIT = 10.0
 
 
 class HealthChange(StrEnum):
@@ -150,7 +155,7 @@ class AdminAlerts:
                 message = self.renderer.render_notice(
                     channel, NOTICE, to=address, language=self.settings.language, values=context
                 )
-                await notifier.send(message)
+                await _send_through_flood_control(notifier, message)
             except Exception as exc:  # one channel's failure must not stop the poll or the others
                 logger.warning("admin alert for source %s not sent by %s: %s", name, channel, exc)
                 continue
@@ -163,3 +168,17 @@ class AdminAlerts:
         language = self.settings.language
         strings = self.renderer.strings(language)
         return i18n.moment(when, language, strings, self.renderer.zone)
+
+
+async def _send_through_flood_control(notifier: Notifier, message: Message) -> None:
+    """Send ``message``; once more if the channel asked for a short wait (Telegram's 429).
+
+    Nothing queues an admin alert for later as the outbox does for subscribers'.
+    """
+    try:
+        await notifier.send(message)
+    except RateLimited as exc:
+        if exc.retry_after > MAX_FLOOD_WAIT:
+            raise
+        await asyncio.sleep(exc.retry_after)
+        await notifier.send(message)

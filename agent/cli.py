@@ -180,13 +180,29 @@ async def run_once(ctx: click.Context, local_trial: bool) -> None:
 @_local_trial
 @click.pass_context
 def serve(ctx: click.Context, local_trial: bool) -> None:
-    """Run the scheduler, the dispatcher and the HTTP server until stopped.
+    """Serve the web app and poll and send, until stopped.
 
-    Refuses to start (exit 2) without a secret signing key for links.
+    Any number may run over one PostgreSQL database, beside any number of
+    workers. Refuses to start (exit 2) without a secret signing key for links.
     """
-    from agent.scheduler import serve_forever
+    from agent.worker import serve_forever
 
     asyncio.run(serve_forever(config_of(ctx), local_trial=local_trial))
+
+
+@cli.command()
+@_local_trial
+@click.pass_context
+def worker(ctx: click.Context, local_trial: bool) -> None:
+    """Poll the sources and send the alerts, without the web app, until stopped.
+
+    Run as many as you like, on one machine or several, over one PostgreSQL
+    database: each source is polled by one worker per interval and each alert
+    is sent once. Refuses to start (exit 2) without a secret signing key.
+    """
+    from agent.worker import work_forever
+
+    asyncio.run(work_forever(config_of(ctx), local_trial=local_trial))
 
 
 @cli.group("sources")

@@ -14,9 +14,11 @@ statement ran, once its transaction is rolled back.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlmodel import SQLModel
 
-from agent import accounts, throttle  # noqa: F401  (their tables join the metadata)
+from agent import accounts, leases, throttle  # noqa: F401  (their tables join the metadata)
 from agent.db_errors import Target, first_line, translate
 from agent.errors import ConfigError, StorageError
 from agent.migrations import baseline
@@ -67,7 +69,8 @@ def connect(url: str) -> Engine:
     if target.file is not None:
         _make_folder(target.file)
     try:
-        engine = sa.create_engine(parsed)
+        # A server may restart under us: a pooled connection is checked before use.
+        engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     except (sa.exc.ArgumentError, ImportError) as exc:
         # An unknown dialect is an ArgumentError (NoSuchModuleError); a missing driver, ImportError.
         hint = _SQLITE_FORMS if parsed.get_backend_name() == "sqlite" else ""
@@ -135,11 +138,46 @@ def init(engine: Engine) -> None:
     first given the schema of revision 0001 and stamped with it. Safe and quick
     to run on every start: an up-to-date database only has its revision read.
     """
-    with engine.connect() as connection:
+    with engine.connect() as connection, _one_at_a_time(connection):
         _migrate(connection)
         _fill_random_columns(connection)
         _move_legacy_addresses(connection)
         connection.commit()
+
+
+#: The PostgreSQL advisory lock ``init`` holds: any number 64-bit, the same in every process.
+_MIGRATION_LOCK = 7_270_127_001
+
+
+@contextlib.contextmanager
+def _one_at_a_time(connection: Connection) -> Iterator[None]:
+    # Workers started together would each run the migrations, and the loser
+    # fail on a table the winner just made: the others wait, then find them
+    # done. PostgreSQL has advisory locks; an SQLite file gets a lock file
+    # beside it (SQLite runs DDL outside a transaction here).
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        try:
+            yield
+        finally:
+            # A failed migration invalidates the connection, which closes it and
+            # so ends its lock; asking it to unlock would hide the error.
+            if not connection.invalidated:
+                connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+                connection.commit()
+        return
+    file = _target(connection.engine.url).file
+    if file is None:
+        yield
+        return
+    try:
+        lock = open(file.with_name(file.name + ".init-lock"), "a")  # noqa: SIM115
+    except OSError:  # a read-only folder: opening the database will say so, in its words
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _migrate(connection: Connection) -> None:

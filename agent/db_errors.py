@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import ExceptionContext
 
-from agent.errors import DatabaseLocked, StorageError
+from agent.errors import DatabaseLocked, DatabaseUnavailable, StorageError
 
 #: SQLite's primary result codes that mean the database cannot be used now, and why.
 _SQLITE_CAUSES: dict[int, str] = {
@@ -55,8 +55,10 @@ def translate(target: Target, context: ExceptionContext) -> None:
     """Raise a ``StorageError`` in place of a DBAPI error that means the database is unusable."""
     error = storage_error(context.original_exception, target)
     if error is None and isinstance(context.sqlalchemy_exception, sa.exc.OperationalError):
-        # Another engine's connection refused, server gone, and the like.
-        error = StorageError(f"database {target.name}: {first_line(context.original_exception)}")
+        # A server refusing connections, restarting or gone: worth trying again soon.
+        error = DatabaseUnavailable(
+            f"database {target.name}: {first_line(context.original_exception)}"
+        )
     if error is not None:
         raise error from context.original_exception
 

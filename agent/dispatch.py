@@ -11,9 +11,15 @@ One bad row never stalls the others: anything a group raises besides a
 rejects locally, an unwritable folder) is retried row by row, and only the
 rows that fail again are failed, with the reason, towards ``dead``.
 
-A database locked by another process right after a send must not send it
-twice: recording the outcome is tried again, with backoff, for half the
-lease; only then is the group left to be resent when its lease ends.
+A channel that cannot be reached at all (``ChannelUnavailable``) is paused
+for every worker, with backoff, and its rows are given back in their places:
+nothing is lost, no attempt is used up, and they go out in the order they
+were made once it is back.
+
+A database locked by another process, or a server restarting, right after a
+send must not send it twice: recording the outcome is tried again, with
+backoff, for half the lease; only then is the group left to be resent when
+its lease ends.
 """
 
 from __future__ import annotations
@@ -24,16 +30,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import notifiers
-from agent import outbox
+from agent import leases, outbox
 from agent.errors import (
     AddressRejected,
-    DatabaseLocked,
+    ChannelUnavailable,
     DeliveryError,
     PermanentDeliveryError,
     RateLimited,
@@ -42,16 +48,16 @@ from agent.errors import (
 from agent.flood import FloodCap
 from agent.links import Links
 from agent.models import Delivery, StoredEvent, Subscription
+from agent.outbox import Group
 from agent.rendering import Alert, Recipient, Renderer
 from agent.schedule import Cadence
 from notifiers import Notifier
 
 logger = logging.getLogger(__name__)
 
-#: How long recording a send's outcome is retried while the database is locked:
-#: well inside the lease, so no other run can have claimed the rows meanwhile.
-RECORD_WINDOW = outbox.LEASE / 2
-#: The first pause between those tries; it doubles, up to ``RECORD_PAUSE_CAP``.
+#: The first pause between tries to record a send's outcome while the database
+#: is locked or unreachable; it doubles, up to ``RECORD_PAUSE_CAP``. The tries go
+#: on for half the lease, so no other run can have claimed the rows meanwhile.
 RECORD_PAUSE = 0.2
 RECORD_PAUSE_CAP = 15.0
 
@@ -79,24 +85,56 @@ async def dispatch(
     max_attempts: int,
     owner: str | None = None,
     flood: FloodCap | None = None,
+    lease: timedelta = outbox.LEASE,
+    concurrency: int = 1,
 ) -> DispatchResult:
     """Send every due delivery once; return what happened.
 
-    ``owner`` names this run's leases (a random token by default); ``flood`` caps
-    immediate alerts per subscriber, channel and hour.
+    Groups are claimed one at a time, oldest first, so workers sharing the
+    database split the work between them, and up to ``concurrency`` are sent
+    at once (never two of one subscriber's, so each gets its alerts in order;
+    a chat waiting for Telegram's per-chat limit holds up nobody else).
+    ``owner`` names this run's leases (a random token by default) and
+    ``lease`` how long they last; ``flood`` caps immediate alerts per
+    subscriber, channel and hour. A channel another worker found unreachable
+    is left alone until its pause ends (``agent.leases``).
     """
     run = _Run(db, notifiers, renderer, links, clock, max_attempts, owner or uuid.uuid4().hex)
-    with Session(db) as session:
-        groups = outbox.due_groups(session, now=clock())
-    for group in groups:
-        with Session(db, expire_on_commit=False) as session:
-            claimed = outbox.claim(session, group, now=clock(), owner=run.owner)
-            if flood is not None:
-                claimed = flood.apply(session, claimed, owner=run.owner, now=clock())
-            session.commit()
-        if claimed:
-            await run.send_group(group[1], claimed)
+    run.lease, run.flood = lease, flood
+    sending: dict[asyncio.Task[None], int] = {}
+    empty: Group | None = None
+    try:
+        while True:
+            if len(sending) >= concurrency:
+                await _first_done(sending)
+                continue
+            group, claimed = run.claim_next(busy=set(sending.values()))
+            if group is None:
+                if not sending:
+                    break
+                await _first_done(sending)  # its subscriber's newer alerts may be due
+                continue
+            if claimed:
+                task = asyncio.create_task(run.send_group(group[1], claimed))
+                sending[task] = group[0]
+            elif group == empty:
+                break  # handed the same group twice and got nothing: leave it to the next run
+            empty = None if claimed else group
+    finally:
+        # A send under way is finished, never cut off: cutting it could send it twice.
+        await asyncio.gather(*sending, return_exceptions=True)
     return run.result
+
+
+async def _first_done(sending: dict[asyncio.Task[None], int]) -> None:
+    done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        del sending[task]
+        task.result()  # a storage error ends the run, once the other sends are done
+
+
+def _pause(channel: str) -> str:
+    return f"pause:{channel}"
 
 
 @dataclass
@@ -111,6 +149,25 @@ class _Run:
     max_attempts: int
     owner: str
     result: DispatchResult = field(default_factory=DispatchResult)
+    lease: timedelta = outbox.LEASE
+    flood: FloodCap | None = None
+    #: Channels a send went through on in this run: their pause is over.
+    working: set[str] = field(default_factory=set)
+
+    def claim_next(self, *, busy: set[int]) -> tuple[Group | None, list[outbox.Claimed]]:
+        """Claim the oldest due group of a subscriber not in ``busy``, on a channel not paused."""
+        with Session(self.db, expire_on_commit=False) as session:
+            now = self.clock()
+            paused = leases.held(session, [_pause(c) for c in self.notifiers], now=now)
+            skip = [c for c in self.notifiers if _pause(c) in paused]
+            group = outbox.next_group(session, now=now, skip=skip, busy=busy)
+            if group is None:
+                return None, []
+            claimed = outbox.claim(session, group, now=now, owner=self.owner, lease=self.lease)
+            if self.flood is not None:
+                claimed = self.flood.apply(session, claimed, owner=self.owner, now=now)
+            session.commit()
+        return group, claimed
 
     async def send_group(self, channel: str, group: list[outbox.Claimed]) -> None:
         """Send one subscription's claimed alerts on one channel; isolate a bad row."""
@@ -149,6 +206,10 @@ class _Run:
             ids = list(outgoing.delivery_ids)
             try:
                 receipt = await notifier.send(outgoing.message)
+            except ChannelUnavailable as exc:
+                await self.wait_for_channel(channel, [c.delivery.id or 0 for c in group], exc)
+                done.update(c.delivery.id or 0 for c in group)
+                return
             except AddressRejected as exc:
                 logger.warning("%s to %s refused for good: %s", channel, sub.name, exc)
                 await self.suppress(channel, address, str(exc))
@@ -160,6 +221,7 @@ class _Run:
                 await self.fail(ids, exc)
             else:
                 await self.sent(ids, receipt)
+                await self.channel_works(channel)
             done.update(ids)
 
     async def held(self, channel: str, address: str, ids: list[int]) -> bool:
@@ -199,6 +261,34 @@ class _Run:
             )
         self.result.sent += marked
 
+    async def wait_for_channel(self, channel: str, ids: list[int], error: DeliveryError) -> None:
+        """Give the rows back unsent and pause ``channel`` for every worker, with backoff."""
+        pause = timedelta(0)
+
+        def record(session: Session) -> int:
+            nonlocal pause
+            pause = leases.pause(session, _pause(channel), now=self.clock())
+            return outbox.release(session, ids, owner=self.owner, reason=str(error))
+
+        waiting = await self._record(ids, record)
+        logger.warning(
+            "%s cannot be reached (%s); %d alerts wait, and every worker tries it again in %d s",
+            channel,
+            error,
+            waiting,
+            pause.total_seconds(),
+        )
+        self.result.retrying += waiting
+        self.result.errors.append(str(error))
+
+    async def channel_works(self, channel: str) -> None:
+        """After a send went through: end the channel's run of failures, once a run."""
+        if channel in self.working:
+            return
+        self.working.add(channel)
+        if await self._record([], lambda session: int(leases.resume(session, _pause(channel)))):
+            logger.info("%s can be reached again", channel)
+
     async def fail(self, ids: list[int], error: DeliveryError) -> None:
         """Record a failed send: retry later, or dead."""
         dead = await self._record(
@@ -219,10 +309,11 @@ class _Run:
 
     async def _record(self, ids: list[int], change: Callable[[Session], int]) -> int:
         # The message has gone out: a lock held by another process (a CLI
-        # command, a second dispatcher) is waited out, since giving up would
-        # leave the rows leased and send them again when the lease ends.
+        # command, a second dispatcher) or a database server restarting is
+        # waited out, since giving up would leave the rows leased and send them
+        # again when the lease ends.
         # Real time, not ``clock``: the wait is for a real lock.
-        deadline = time.monotonic() + RECORD_WINDOW.total_seconds()
+        deadline = time.monotonic() + self.lease.total_seconds() / 2
         pause = RECORD_PAUSE
         while True:
             try:
@@ -230,8 +321,8 @@ class _Run:
                     done = change(session)
                     session.commit()
                 return done
-            except DatabaseLocked as exc:
-                if time.monotonic() + pause > deadline:
+            except StorageError as exc:
+                if not exc.retryable or time.monotonic() + pause > deadline:
                     logger.error(
                         "could not record the outcome of deliveries %s: %s; they may be sent "
                         "again when their lease ends",

@@ -89,6 +89,14 @@ class RateLimited(DeliveryError):
         self.retry_after = retry_after
 
 
+class ChannelUnavailable(DeliveryError):
+    """The channel itself could not be reached (connection refused, timed out, gone).
+
+    Nothing was sent to anyone: the dispatcher pauses the whole channel, for
+    every worker, and sends what waits in the order it was made once it is back.
+    """
+
+
 class PermanentDeliveryError(DeliveryError):
     """Retrying will not help: the address is refused or the bot was blocked."""
 
@@ -113,5 +121,11 @@ class StorageError(AgentError):
 
 class DatabaseLocked(StorageError):
     """Another process kept the database locked for longer than the busy timeout."""
+
+    retryable = True
+
+
+class DatabaseUnavailable(StorageError):
+    """The database server could not be reached (restarting, the network): try again soon."""
 
     retryable = True

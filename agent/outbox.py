@@ -22,13 +22,13 @@ duplicate. Rows of an inactive subscription are never claimed, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, update
+from sqlalchemy import ColumnElement, and_, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -84,9 +84,22 @@ def enqueue(session: Session, rows: Iterable[dict[str, Any]]) -> int:
     statement = insert(table).on_conflict_do_nothing()
     if dialect == "postgresql":
         # psycopg reports no row count for a batch: count the rows the insert returns.
-        return len(session.execute(statement.returning(table.c.id), values).all())
-    result = session.execute(statement, values)
-    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        queued = len(session.execute(statement.returning(table.c.id), values).all())
+    else:
+        queued = max(session.execute(statement, values).rowcount or 0, 0)  # type: ignore[attr-defined]
+    if queued:
+        announce(session)
+    return queued
+
+
+#: The PostgreSQL channel workers LISTEN on (``agent.wakeup``): alerts are due.
+WAKE_CHANNEL = "smart_agent_outbox"
+
+
+def announce(session: Session) -> None:
+    """Wake every worker once this transaction commits: PostgreSQL's NOTIFY, elsewhere nothing."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
 
 
 def due_groups(session: Session, *, now: datetime, limit: int = 10_000) -> list[Group]:
@@ -102,27 +115,74 @@ def due_groups(session: Session, *, now: datetime, limit: int = 10_000) -> list[
     return [(sub, channel) for sub, channel in session.exec(query).all()]
 
 
+def next_group(
+    session: Session,
+    *,
+    now: datetime,
+    skip: Collection[str] = (),
+    busy: Collection[int] = (),
+) -> Group | None:
+    """The group of the oldest due row of an active subscription, on a channel not in ``skip``.
+
+    Subscriptions in ``busy`` (being sent to already) are passed over.
+
+    On PostgreSQL the row's subscription is locked (``FOR NO KEY UPDATE SKIP
+    LOCKED``) until the caller commits, so workers asking at once are handed
+    different subscriptions instead of queueing behind one another. Locking
+    the delivery row alone would hand a second worker the same group through
+    its next row, and their two claims would deadlock. The lock lets a poll
+    insert new rows meanwhile; SQLite has one writer anyway.
+    """
+    query = (
+        select(Delivery.subscription_id, Delivery.channel)
+        .join(Subscription, col(Subscription.id) == Delivery.subscription_id)
+        .where(_due(now), col(Subscription.active))
+        .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+        .limit(1)
+        .with_for_update(skip_locked=True, key_share=True, of=Subscription)
+    )
+    if skip:
+        query = query.where(col(Delivery.channel).not_in(list(skip)))
+    if busy:
+        query = query.where(col(Delivery.subscription_id).not_in(list(busy)))
+    found = session.exec(query).first()
+    return None if found is None else (found[0], found[1])
+
+
 def claim(
-    session: Session, group: Group, *, now: datetime, owner: str, limit: int = GROUP_LIMIT
+    session: Session,
+    group: Group,
+    *,
+    now: datetime,
+    owner: str,
+    limit: int = GROUP_LIMIT,
+    lease: timedelta = LEASE,
 ) -> list[Claimed]:
-    """Lease the due rows of one group for ``owner``; return those it got.
+    """Lease the due rows of one group for ``owner`` for ``lease``; return those it got.
 
     One UPDATE re-checks status and lease in its WHERE, so a row another run
-    claimed a moment ago is not taken again; the caller commits at once.
+    claimed a moment ago is not taken again; the caller commits at once. Rows
+    whose run died mid-send are claimed alone, without the alerts due since:
+    sent as they were first made, their e-mail keeps its Message-ID.
     """
     subscription_id, channel = group
+    in_group = and_(
+        col(Delivery.subscription_id) == subscription_id, col(Delivery.channel) == channel
+    )
+    resend = and_(_due(now), col(Delivery.status) == DeliveryStatus.SENDING)
+    stale = session.exec(select(Delivery.id).where(in_group, resend).limit(1)).first()
+    due = _due(now) if stale is None else resend
     due_ids = (
         select(Delivery.id)
         .join(Subscription, col(Subscription.id) == Delivery.subscription_id)
-        .where(Delivery.subscription_id == subscription_id, Delivery.channel == channel)
-        .where(_due(now), col(Subscription.active))
+        .where(in_group, due, col(Subscription.active))
         .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
         .limit(limit)
     )
     session.execute(
         update(Delivery)
-        .where(col(Delivery.id).in_(due_ids.scalar_subquery()), _due(now))
-        .values(status=DeliveryStatus.SENDING, lease_owner=owner, next_attempt_at=now + LEASE)
+        .where(col(Delivery.id).in_(due_ids.scalar_subquery()), due)
+        .values(status=DeliveryStatus.SENDING, lease_owner=owner, next_attempt_at=now + lease)
         .execution_options(synchronize_session=False)
     )
     query = (
@@ -189,6 +249,27 @@ def mark_failed(
     return dead
 
 
+def release(session: Session, ids: Sequence[int], *, owner: str, reason: str) -> int:
+    """Give owned rows back unsent, due as when they were made; return how many.
+
+    For a channel that could not be reached: no attempt is used up, and the
+    rows keep their place, so once the channel is back they go out in the order
+    they were made.
+    """
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.id).in_(list(ids)), _owned(owner))
+        .values(
+            status=DeliveryStatus.RETRYING,
+            lease_owner=None,
+            last_error=reason,
+            next_attempt_at=Delivery.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+
+
 def cancel(session: Session, subscription_id: int, *, reason: str) -> int:
     """Mark what an unsubscribed subscription still had queued; return how many rows."""
     result = session.execute(
@@ -245,6 +326,8 @@ def retry_now(session: Session, ids: Sequence[int], *, now: datetime) -> int:
     for delivery in rows:
         delivery.next_attempt_at = now
         session.add(delivery)
+    if rows:
+        announce(session)
     return len(rows)
 
 
@@ -314,6 +397,8 @@ def replay(session: Session, ids: Sequence[int], *, now: datetime) -> int:
         delivery.attempts = 0
         delivery.next_attempt_at = now
         session.add(delivery)
+    if rows:
+        announce(session)
     return len(rows)
 
 

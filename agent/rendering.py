@@ -141,7 +141,8 @@ class Renderer:
         layout = channel_class(channel).layout
         plan = Plan.of(alerts, layout, recipient, reader)
         views = [view(alert, reader) for alert in plan.shown]
-        context = self._context(recipient, reader)
+        # Measured with the widest reference, so a message never outgrows its channel.
+        context = self._context(recipient, reader) | {"reference": reference(_WIDEST_ID)}
         cut = Cutter(self, channel, layout, lambda group: context | plan.context(group, reader))
         return [
             Outgoing(
@@ -212,6 +213,7 @@ class Renderer:
             "feed_url": recipient.feed_url,
             "unsubscribe_url": recipient.unsubscribe_url,
             "manage_url": recipient.manage_url,
+            "reference": "",
         }
 
     def _template(self, channel: str, name: str, context: dict[str, Any]) -> str:
@@ -228,7 +230,9 @@ class Renderer:
         views: list[ItemView],
         plan: Plan,
     ) -> Message:
+        message_id = self._message_id([plan.tokens[i] for i in plan.carried_by(views)])
         context = self._context(recipient, reader) | plan.context(views, reader)
+        context["reference"] = reference(message_id)
         subject = " ".join(self.optional(channel, "subject.txt", context).split())
         text = self.optional(channel, "body.txt", context)
         body = self.optional(channel, "body.html", context) or None
@@ -240,7 +244,7 @@ class Renderer:
             text=text + "\n" if text else "",
             html=body,
             language=reader.language,
-            message_id=self._message_id([plan.tokens[i] for i in plan.carried_by(views)]),
+            message_id=message_id,
             unsubscribe_url=recipient.unsubscribe_url,
             manage_url=recipient.manage_url,
             list_id=f"{recipient.public_id}.{self.mail_domain}" if recipient.public_id else None,
@@ -269,6 +273,21 @@ class Renderer:
             return None
         joined = ",".join(sorted(token for token in tokens if token))
         return f"<sa-{hashlib.sha256(joined.encode()).hexdigest()[:32]}@{self.mail_domain}>"
+
+
+#: A Message-ID as ``_message_id`` makes them, for measuring.
+_WIDEST_ID = "<sa-" + "0" * 32 + "@x>"
+
+
+def reference(message_id: str | None) -> str:
+    """A short mark of a message, the same on a resend: ``sa`` and 8 hex digits of its Message-ID.
+
+    Channels without headers show it (Telegram, as a hashtag a chat can be
+    searched by), so a message sent twice is recognisable as one. Empty for
+    a message made outside the outbox.
+    """
+    found = re.match(r"<sa-([0-9a-f]{8})", message_id or "")
+    return f"sa{found.group(1)}" if found else ""
 
 
 def _scope(recipient: Recipient) -> Scope:

@@ -1,13 +1,15 @@
-"""``serve``: the scheduler, the dispatcher and the HTTP server in one event loop.
+"""The jobs every working process runs: polls, dispatch and purge, on APScheduler 3.
 
-APScheduler 3 (one ``AsyncIOScheduler``, memory job store rebuilt from the
-configuration at start) runs one job per enabled source on its own interval,
-right after start-up, and the dispatcher every ``agent.dispatch_every``. Jobs
-never overlap (``max_instances=1``) and missed runs collapse into one
-(``coalesce``). All state lives in the database, so the scheduler holds
-nothing worth keeping. A source an admin disables from the console keeps its
-job: each run reads the flag and returns without fetching (``agent.pipeline``),
-so enabling it again needs no restart.
+One ``AsyncIOScheduler`` (memory job store rebuilt from the configuration at
+start) runs one job per enabled source on its own interval, right after
+start-up, the dispatcher every ``agent.dispatch_every`` and the purge every
+``agent.purge_every``. Jobs never overlap (``max_instances=1``) and missed
+runs collapse into one (``coalesce``). All state lives in the database, so
+the scheduler holds nothing worth keeping, and any number of processes may
+run these jobs over one database: a lease (``agent.leases``) lets one of them
+poll each source per interval and one purge. A source an admin disables from
+the console keeps its job: each run reads the flag and returns without
+fetching (``agent.pipeline``), so enabling it again needs no restart.
 
 Every job is a plain ``async def`` function or bound method: APScheduler 3's
 asyncio executor awaits only what ``inspect.iscoroutinefunction`` recognises,
@@ -18,51 +20,101 @@ thread, throwing its coroutine away unawaited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import random
-import signal
-from collections.abc import Awaitable, Callable
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlmodel import Session
 
-from agent import retention, subscriptions, throttle
-from agent.config import Config
+from agent import leases, retention, subscriptions, throttle
 from agent.errors import AgentError
-from agent.keys import require_key
 from agent.service import Agent
-from agent.web import create_app
-from notifiers.base import ServiceContext, channel_routes, start_background, stop_background
 
 logger = logging.getLogger(__name__)
 
 
-def schedule(agent: Agent, scheduler: AsyncIOScheduler) -> int:
-    """Add a poll job per enabled source and the dispatch job; return the sources scheduled."""
+def schedule(
+    agent: Agent,
+    scheduler: AsyncIOScheduler,
+    *,
+    owner: str | None = None,
+    dispatch: Callable[[], Awaitable[None]] | None = None,
+    queued: Callable[[], None] | None = None,
+) -> int:
+    """Add a poll job per enabled source, the dispatch and purge jobs; return the sources scheduled.
+
+    ``owner`` names this process's leases (``agent.leases``), so that of all
+    the processes sharing the database one polls each source per interval and
+    one purges. ``dispatch`` replaces the plain dispatch run, and ``queued`` is
+    called after a poll that queued alerts (``agent.worker`` wakes its dispatcher).
+    """
+    owner = owner or worker_name()
     pollers = [
-        Poller(agent, scheduler, name, source.every)
+        Poller(agent, scheduler, name, source.every, owner=owner, queued=queued)
         for name, source in agent.config.sources.items()
         if source.enabled
     ]
     for poller in pollers:
         _every(scheduler, poller.run, poller.every, job_id=f"poll:{poller.name}")
+    settings = agent.config.agent
     _every(
         scheduler,
-        functools.partial(dispatch_job, agent),
-        agent.config.agent.dispatch_every,
+        dispatch or functools.partial(dispatch_job, agent),
+        settings.dispatch_every,
         job_id="dispatch",
     )
-    _every(scheduler, functools.partial(purge_job, agent), PURGE_EVERY, job_id="purge")
+    purge = functools.partial(_leased_purge, agent, owner)
+    _every(scheduler, purge, settings.purge_every, job_id="purge")
     return len(pollers)
 
 
-#: How often subscriptions whose address never confirmed are looked for.
-PURGE_EVERY = timedelta(hours=6)
+def worker_name() -> str:
+    """This process's name in the leases it holds: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+async def _leased_purge(agent: Agent, owner: str) -> None:
+    # One worker purges per interval; the others find the lease taken.
+    every = agent.config.agent.purge_every
+    if await _take(agent, "purge", owner=owner, hold=every, early=every / 5):
+        await purge_job(agent)
+
+
+async def _take(agent: Agent, name: str, *, owner: str, hold: timedelta, early: timedelta) -> bool:
+    try:
+        with Session(agent.db) as session:
+            got = leases.take(session, name, owner=owner, now=agent.clock(), hold=hold, early=early)
+            session.commit()
+    except AgentError as exc:
+        logger.error("taking the lease on %s: %s", name, exc)
+        return False
+    return got
+
+
+@contextlib.asynccontextmanager
+async def _renewing(agent: Agent, name: str, owner: str) -> AsyncIterator[None]:
+    # Renews the lease while the work inside runs, so that it can be short.
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(POLL_HOLD.total_seconds() / 3)
+            await _take(agent, name, owner=owner, hold=POLL_HOLD, early=timedelta(0))
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def purge_job(agent: Agent) -> None:
@@ -122,54 +174,95 @@ def retry_after(
     return delay if delay < every else None
 
 
+#: A poll in progress holds its source's lease this long, renewed every third
+#: of it while the poll runs: a worker that dies mid-poll hands the source to
+#: another within this time, however long a poll may take.
+POLL_HOLD = timedelta(seconds=30)
+
+
 class Poller:
     """Polls one source on its interval, and sooner, with backoff, after a failure.
 
-    A lock keeps a retry and the regular run of the same source from overlapping.
+    Every process sharing the database runs a poller per source; the source's
+    lease (``poll:<name>``) lets one of them poll it per interval. A lock keeps
+    a retry and the regular run of the same source in one process from overlapping.
     """
 
     def __init__(
-        self, agent: Agent, scheduler: AsyncIOScheduler, name: str, every: timedelta
+        self,
+        agent: Agent,
+        scheduler: AsyncIOScheduler,
+        name: str,
+        every: timedelta,
+        *,
+        owner: str | None = None,
+        queued: Callable[[], None] | None = None,
     ) -> None:
         self.agent, self.scheduler, self.name, self.every = agent, scheduler, name, every
+        self.owner, self.queued = owner or worker_name(), queued
         self.failures = 0
         self._lock = asyncio.Lock()
 
+    @property
+    def lease(self) -> str:
+        """The name of this source's lease."""
+        return f"poll:{self.name}"
+
     async def run(self) -> None:
-        """Poll once; on failure, schedule a sooner retry, with jitter."""
+        """Poll once if no other process does this interval; on failure, retry sooner."""
         async with self._lock:
+            started = self.agent.clock()
+            # A timer firing a little early (the jitter) may still take its turn.
+            taken = _take(
+                self.agent, self.lease, owner=self.owner, hold=POLL_HOLD, early=self.every / 5
+            )
+            if not await taken:
+                logger.debug("%s: polled by another worker this interval", self.name)
+                return
             try:
-                ok = (await self.agent.poll(self.name)).ok
+                async with _renewing(self.agent, self.lease, self.owner):
+                    result = await self.agent.poll(self.name)
+                ok = result.ok
             except AgentError as exc:  # the database, not the source: try again soon
                 logger.error("polling %s: %s", self.name, exc)
-                ok = False
-        self.failures = 0 if ok else self.failures + 1
-        settings = self.agent.config.agent
-        delay = (
-            retry_after(
-                self.failures, self.every, first=settings.retry_first, cap=settings.retry_cap
-            )
-            if self.failures
-            else None
-        )
-        if delay is not None:
-            # Jitter, so sources that failed together do not retry together.
-            when = self.agent.clock() + delay * random.uniform(0.5, 1.0)
+                ok, result = False, None
+            except asyncio.CancelledError:  # stopped mid-poll: the next worker polls at once
+                self._release(self.agent.clock())
+                raise
+            if result is not None and result.deliveries and self.queued is not None:
+                self.queued()
+            self.failures = 0 if ok else self.failures + 1
+            retry = self._retry_at()
+            self._release(retry or started + self.every)
+        if retry is not None:
             self.scheduler.add_job(
                 stops_quietly(self.run),
                 "date",
-                run_date=when,
+                run_date=retry,
                 id=f"retry:{self.name}",
                 replace_existing=True,
             )
 
+    def _retry_at(self) -> datetime | None:
+        settings = self.agent.config.agent
+        if not self.failures:
+            return None
+        delay = retry_after(
+            self.failures, self.every, first=settings.retry_first, cap=settings.retry_cap
+        )
+        if delay is None:
+            return None
+        # Jitter, so sources that failed together do not retry together.
+        return self.agent.clock() + delay * random.uniform(0.5, 1.0)
 
-def _stop_on_signals(server: uvicorn.Server) -> None:
-    # uvicorn re-raises the signal that stopped it once it has shut down, to the
-    # handler it found. With this one there, a stopped service exits 0 instead of
-    # dying by the signal, and a signal before uvicorn starts still stops it.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: setattr(server, "should_exit", True))
+    def _release(self, until: datetime) -> None:
+        # Free for everyone from ``until``: the next interval, or the retry.
+        try:
+            with Session(self.agent.db) as session:
+                leases.release(session, self.lease, owner=self.owner, until=until)
+                session.commit()
+        except AgentError as exc:  # the lease then runs out by itself
+            logger.error("releasing the lease on %s: %s", self.name, exc)
 
 
 def stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -200,7 +293,8 @@ def _every(
     seconds = period.total_seconds()
     scheduler.add_job(
         stops_quietly(func),
-        IntervalTrigger(seconds=seconds, jitter=max(int(seconds / 10), 1)),
+        # Jitter, up to a tenth of the interval, so jobs due together spread out.
+        IntervalTrigger(seconds=seconds, jitter=seconds / 10),
         id=job_id,
         max_instances=1,
         coalesce=True,
@@ -208,39 +302,3 @@ def _every(
         # Run once right away rather than a whole interval after start-up.
         next_run_time=datetime.now(UTC),
     )
-
-
-async def serve_forever(config: Config, *, local_trial: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM; refuse to without a secret signing key.
-
-    ``local_trial`` lets it start anyway, with a warning that its links are
-    not safe to hand out.
-    """
-    require_key(config, local_trial=local_trial)
-    async with Agent.open(config) as agent:
-        channels = agent.notifiers.values()
-        context = ServiceContext(agent.db, agent.links, agent.renderer.strings, agent.clock)
-        app = create_app(agent, routes=channel_routes(channels, context))
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=config.server.host, port=config.server.port, log_level="warning"
-            )
-        )
-        scheduler = AsyncIOScheduler(timezone=config.agent.timezone)
-        scheduled = schedule(agent, scheduler)
-        scheduler.start()
-        logger.info(
-            "serving on http://%s:%d (health at /health); %d enabled sources scheduled (of %d)",
-            config.server.host,
-            config.server.port,
-            scheduled,
-            len(config.sources),
-        )
-        _stop_on_signals(server)
-        listening = start_background(channels, context)
-        try:
-            # uvicorn handles SIGINT and SIGTERM and returns from serve().
-            await server.serve()
-        finally:
-            scheduler.shutdown(wait=False)
-            await stop_background(listening)

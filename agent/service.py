@@ -131,6 +131,8 @@ class Agent:
             clock=self.clock,
             max_attempts=self.config.agent.max_attempts,
             flood=self.flood,
+            lease=self.config.agent.delivery_lease,
+            concurrency=self.config.agent.send_concurrency,
         )
 
     @property

@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 from typing import Any
 
-import uvicorn
-
+from bench import asgi
 from tests.fakes import telegram
 
 TOKEN = "123456:BENCH-token"
@@ -32,14 +30,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     if args.inject:
         app.state.failures.extend((["ok"] * (args.inject - 1) + ["flood"]) * args.cycles)
     planned = app.state.failures.count("flood")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    running = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 -- uvicorn sets a flag, not an event
-        await asyncio.sleep(0.01)
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    server, running = await asgi.start(app)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     server.should_exit = True
     await running

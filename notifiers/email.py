@@ -30,7 +30,7 @@ import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from agent.errors import DeliveryError, PermanentDeliveryError
+from agent.errors import ChannelUnavailable, DeliveryError, PermanentDeliveryError
 from notifiers import mime
 from notifiers.base import Batching, Layout, Message, Verification
 from notifiers.smtp_pool import SmtpPool
@@ -156,7 +156,10 @@ class EmailNotifier(BaseModel):
             raise refusal(Stage.MAIL, exc.code, exc.message, to, self._server) from exc
         except aiosmtplib.SMTPDataError as exc:
             raise refusal(Stage.DATA, exc.code, exc.message, to, self._server) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except _UNREACHABLE as exc:
+            # Not this message's fault: nobody can be sent anything until the server is back.
+            raise ChannelUnavailable(f"{to}: via {self._server}: {_describe(exc)}") from exc
+        except aiosmtplib.SMTPException as exc:
             raise DeliveryError(f"{to}: via {self._server}: {_describe(exc)}") from exc
 
     @property
@@ -241,6 +244,16 @@ def tls_context(ca_file: Path | None, validate_certs: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+#: Errors that mean the server could not be reached or talked to at all (the
+#: network's OSError included), unlike a reply about one message.
+_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+)
 
 
 def _describe(exc: Exception) -> str:

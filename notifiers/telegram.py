@@ -29,6 +29,7 @@ from telegram.error import (
     ChatMigrated,
     Forbidden,
     InvalidToken,
+    NetworkError,
     RetryAfter,
     TelegramError,
 )
@@ -36,6 +37,7 @@ from telegram.request import HTTPXRequest
 
 from agent.errors import (
     AddressRejected,
+    ChannelUnavailable,
     ConfigError,
     DeliveryError,
     PermanentDeliveryError,
@@ -211,7 +213,9 @@ class TelegramNotifier(BaseModel):
             raise PermanentDeliveryError(why) from exc
         except BadRequest:
             raise
-        except TelegramError as exc:  # NetworkError, TimedOut and the rest: try later
+        except NetworkError as exc:  # TimedOut too: Telegram cannot be reached by anyone now
+            raise ChannelUnavailable(f"chat {chat_id}: {exc.message}") from exc
+        except TelegramError as exc:  # the rest: try later
             raise DeliveryError(f"chat {chat_id}: {exc.message}") from exc
 
 

@@ -31,6 +31,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from starlette.applications import Starlette
 
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -61,7 +62,7 @@ SCREENSHOTS = Path(os.environ.get("SMART_AGENT_SCREENSHOTS", ROOT / "docs" / "sc
 
 CONFIG = """
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 public_url = "http://127.0.0.1:{port}"
 templates_dir = "{templates}"
 dispatch_every = 1
@@ -138,6 +139,7 @@ def live_site(
     with serve(source) as source_url, serve(bot) as bot_url, smtp_in_thread() as mail:
         port = free_port()
         config = CONFIG.format(
+            database=databases.url(folder, "var/agent.db"),
             port=port,
             templates=ROOT / "templates",
             smtp_port=mail.port,

@@ -4,9 +4,10 @@
 server is started here with ``initdb`` and ``pg_ctl`` from
 ``/usr/lib/postgresql/<version>/bin`` (as the ``postgres`` user when the tests
 run as root, since PostgreSQL refuses to run as root), trusting loopback
-connections, and stopped when the session ends. ``database()`` makes a fresh,
-empty database on it for one test. Without the package the tests that need it
-are skipped, saying why.
+connections. ``tests.databases`` starts one per pytest process on first use
+and stops it when the session ends; ``database()`` makes a fresh, empty
+database on it for one test. Without the package the tests that need it are
+skipped, saying why.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ def server() -> Iterator[str]:
         shutil.chown(folder, "postgres")
     data, port = folder / "data", free_port()
     _run(str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    # fsync off: a test server's data need not survive a power cut, and it is faster.
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    # A test server's data need not survive a power cut: no fsync, no waiting for
+    # the log, no full pages in it. Room for every engine the tests keep open.
+    durability = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 {durability}"
+    options += " -c max_connections=300"
     pg_ctl = [str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log")]
     _run(*pg_ctl, "-o", options, "start")
     try:

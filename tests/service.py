@@ -8,6 +8,7 @@ the mail, the Telegram messages, the feeds and ``/health``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -62,11 +63,37 @@ class Counted:
         return sum(self.paths.values())
 
 
+#: Where ``free_port`` looks: below Linux's ephemeral range (32768–60999), so that
+#: no ``bind(0)`` and no outgoing connection, of any process, takes the port
+#: between ``free_port`` answering and the server binding it.
+_PORTS = range(20_000, 32_000)
+#: Each xdist worker (``gw0``, ``gw1``…) looks in a slice of its own, so two
+#: workers never hand out the same port.
+_SLICE = 500
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % (len(_PORTS) // _SLICE) if worker.isdigit() else 0
+    return _PORTS[index * _SLICE : (index + 1) * _SLICE]
+
+
+#: The next port to try; the process id spreads two runs side by side apart.
+_TURN = itertools.count(os.getpid() % _SLICE)
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now, for a server that must be told its port."""
+    ports = _slice()
+    for _ in ports:
+        port = ports[next(_TURN) % len(ports)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise AssertionError(f"no free port in {ports}")
 
 
 def user_env() -> dict[str, str]:

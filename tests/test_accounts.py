@@ -16,6 +16,7 @@ from agent import db as database
 from agent.accounts import AuditAction, Organisation, Role, User
 from agent.errors import AgentError
 from agent.organisations import OrgError, OrgProblem
+from tests import databases
 from tests.service import user_env
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -24,7 +25,7 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[Session]:
-    engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
+    engine = database.connect(databases.url(tmp_path))
     database.init(engine)
     with Session(engine, expire_on_commit=False) as opened:
         yield opened
@@ -190,12 +191,13 @@ def test_the_log_pages_newest_first_and_changes_name_every_differing_field(
 
 
 def test_the_cli_creates_an_organisation(tmp_path: Path) -> None:
+    url = databases.url(tmp_path)
     (tmp_path / "config.toml").write_text(
-        '[agent]\ndatabase_url = "sqlite:///a.db"\n'
+        f'[agent]\ndatabase_url = "{url}"\n'
         '[sources.t]\nkind = "ckan"\nbase_url = "http://127.0.0.1:9"\ndataset = "tenders"\n',
         encoding="utf-8",
     )
-    engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
+    engine = database.connect(url)
     database.init(engine)
     with Session(engine) as session:
         user(session, "owner")

@@ -1,7 +1,8 @@
 """A source failing N times in a row: one alert to the admins, one "recovered", one sender.
 
-Real agents over a real SQLite file poll the CKAN fake (failing, then working
-again through a ``Switch``); the alerts go through aiosmtpd and the Telegram
+Real agents over one real database (``tests.databases``) poll the CKAN fake
+(failing, then working again through a ``Switch``); the alerts go through
+aiosmtpd and the Telegram
 Bot API fake, and the tests count what reached them. The last test runs the
 real ``smart-agent serve`` child process.
 """
@@ -26,6 +27,7 @@ from agent.errors import ConfigError
 from agent.models import SourceState
 from agent.service import Agent
 from notifiers import CHANNELS
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -70,7 +72,7 @@ def make_config(
     return build_config(
         {
             "agent": {
-                "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                "database_url": databases.url(tmp_path),
                 "templates_dir": str(ROOT / "templates"),
                 "public_url": "https://alerts.example.org",
                 "signing_key": "admin-alerts-test-key",
@@ -78,7 +80,14 @@ def make_config(
             },
             "notifiers": {
                 "email": {"host": mail.host, "port": mail.port},
-                "telegram": {"token": TELEGRAM_TOKEN, "base_url": f"{bot_url}/bot"},
+                # Alerts and recoveries follow each other within a second here:
+                # Telegram's per-chat limit is not what these tests are about.
+                "telegram": {
+                    "token": TELEGRAM_TOKEN,
+                    "base_url": f"{bot_url}/bot",
+                    "chat_messages_per_second": 1000,
+                    "group_messages_per_minute": 10_000,
+                },
             },
             "sources": {SOURCE: {"kind": "ckan", "base_url": source_url}},
         },
@@ -91,6 +100,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     """A failing CKAN source, aiosmtpd and the Bot API fake, all on loopback."""
     source = Switch(ckan.build_app(fail="500"))
     bot = telegram.build_app(TELEGRAM_TOKEN)
+    bot.state.flood_limits = False
     with serve(source) as source_url, serve(bot) as bot_url, smtp_in_thread() as mail:
         yield World(source, mail, bot, tmp_path, source_url, bot_url)
 
@@ -134,6 +144,16 @@ async def test_the_nth_failure_alerts_once_and_recovery_once(world: World, agent
     world.source.app = ckan.build_app(fail="500")
     await polls(agent, 3)
     assert len(world.mails()) == len(world.chats()) == 3
+
+
+async def test_telegrams_flood_control_delays_the_alert_and_does_not_lose_it(
+    world: World, agent: Agent
+) -> None:
+    world.bot.state.failures.append("flood")  # one 429: "retry after 1"
+    await polls(agent, 3)
+    assert len(world.mails()) == 1
+    [text] = world.chats()
+    assert SOURCE in text
 
 
 async def test_the_alert_is_in_the_configured_language_with_a_link(
@@ -255,7 +275,7 @@ def test_every_addressed_channel_has_a_setting() -> None:
 
 SERVE_CONFIG = """
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 templates_dir = "{templates}"
 retry_first = 1
 retry_cap = 1
@@ -291,6 +311,7 @@ def test_serve_tells_the_admins_by_email_when_a_source_fails_and_recovers(
     bot = telegram.build_app(TELEGRAM_TOKEN)
     with serve(source) as source_url, serve(bot) as bot_url, smtp_in_thread() as mail:
         config = SERVE_CONFIG.format(
+            database=databases.url(tmp_path),
             templates=ROOT / "templates",
             ops=OPS,
             chat=CHAT,

@@ -17,6 +17,7 @@ from agent.config import AgentSettings
 from agent.matching import Matcher
 from agent.pipeline import poll
 from agent.rules import RuleSpec, parse_query
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import ckan
 from watchers.ckan import CkanWatcher
@@ -28,7 +29,7 @@ SINCE = NOW - timedelta(days=180)
 @pytest.fixture
 async def history(tmp_path: Path) -> AsyncIterator[Engine]:
     """A store holding the 21 recorded tenders and exemptions."""
-    db = database.connect(f"sqlite:///{tmp_path / 'agent.db'}")
+    db = database.connect(databases.url(tmp_path))
     database.init(db)
     with serve(ckan.build_app()) as url:
         async with httpx.AsyncClient() as http:

@@ -16,6 +16,9 @@ from bench.vocab import load_corpus, stems
 from bench.workload import RuleDraft, Workload
 from tests.conftest import FIXTURES, NOW
 
+#: The benchmarks measure SQLite: FTS5, and the fan-out into their own files.
+pytestmark = pytest.mark.sqlite_only("the benchmarks measure their own SQLite databases")
+
 
 def test_benchmark_prints_a_table_of_the_three_engines_with_no_mismatches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

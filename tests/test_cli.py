@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import ckan
 from tests.user import User, config_text
@@ -26,7 +27,9 @@ kind = "ckan"
 base_url = "{url}"
 alert_on_first_poll = true
 """
-        (tmp_path / "config.toml").write_text(config_text(source), encoding="utf-8")
+        (tmp_path / "config.toml").write_text(
+            config_text(databases.url(tmp_path), source), encoding="utf-8"
+        )
         yield User(tmp_path)
 
 

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 import dev
+from tests import databases
 from tests.conftest import ROOT
+from tests.service import free_port
 from tests.user import ENV, config_text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
@@ -52,7 +49,8 @@ def test_dev_serve_execs_the_service_and_sigterm_frees_the_port(tmp_path: Path) 
     port = free_port()
     # No sources at all: nothing reaches the internet.
     config = tmp_path / "config.toml"
-    config.write_text(config_text(extra=f"[server]\nport = {port}"), encoding="utf-8")
+    database = databases.url(tmp_path)
+    config.write_text(config_text(database, extra=f"[server]\nport = {port}"), encoding="utf-8")
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -78,4 +76,28 @@ def test_dev_serve_execs_the_service_and_sigterm_frees_the_port(tmp_path: Path) 
     assert not psutil.pid_exists(process.pid)
     text = log.read_text(encoding="utf-8")
     assert "Traceback" not in text, text
-    assert (tmp_path / "var" / "agent.db").is_file(), "init ran on the named configuration"
+    assert databases.migrated(database), "init ran on the named configuration"
+
+
+@pytest.mark.parametrize(
+    ("args", "parallel"),
+    [
+        ([], True),
+        (["-k", "email"], True),
+        (["-n", "2"], False),
+        (["--numprocesses=8"], False),
+        (["--pdb"], False),
+        (["-p", "no:xdist"], False),
+    ],
+)
+def test_dev_test_runs_pytest_in_workers_unless_told_otherwise(
+    args: list[str], parallel: bool
+) -> None:
+    assert dev.workers(args) == (dev.PARALLEL if parallel else [])
+
+
+def test_dev_test_fails_if_either_run_fails_and_postgresql_may_select_nothing() -> None:
+    assert dev.outcome(0, 0) == 0
+    assert dev.outcome(1, 0) == dev.outcome(0, 1) == dev.outcome(1, 1) == 1
+    assert dev.outcome(0, dev.NO_TESTS) == 0  # only database-free tests were asked for
+    assert dev.outcome(dev.NO_TESTS, dev.NO_TESTS) == dev.NO_TESTS

@@ -75,6 +75,7 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.agent.public_url == "https://env.example"
 
 
+@pytest.mark.sqlite_only("resolves an SQLite file's path")
 def test_relative_sqlite_path_is_resolved_against_the_config_folder(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[agent]\ndatabase_url = 'sqlite:///var/a.db'\n"))
     assert config.database_url == f"sqlite:///{tmp_path / 'var' / 'a.db'}"

@@ -26,6 +26,7 @@ from agent.models import Change, EventType, Kind
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from agent.schedule import Cadence, Schedule, parse_quiet_hours
 from agent.service import Agent
+from tests import databases
 from tests.conftest import NOW, ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -154,7 +155,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "hourly_cap": 5,
                 },

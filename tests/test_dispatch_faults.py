@@ -1,8 +1,8 @@
 """The outbox under faults: racing dispatchers, poison rows, unsubscribes, 429 storms, kills.
 
 Every test here reproduces a failure seen in fault testing (issue #9) against
-real parts: SQLite on disk, the aiosmtpd server, the Telegram Bot API fake and,
-for the race, two dispatcher processes released at the same instant.
+real parts: the run's database (``tests.databases``), the aiosmtpd server,
+the Telegram Bot API fake and, for the race, two dispatcher processes released at the same instant.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from agent import outbox, subscriptions
 from agent.config import build_config, load_config
 from agent.models import Delivery, StoredEvent, Subscription
 from agent.service import Agent
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import smtp_in_thread
@@ -75,7 +76,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     ):
         config = {
             "agent": {
-                "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                "database_url": databases.url(tmp_path),
                 "templates_dir": str(ROOT / "templates"),
                 "signing_key": SIGNING_KEY,
                 "max_attempts": 3,

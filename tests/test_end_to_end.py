@@ -3,7 +3,8 @@ and a feed entry; a second run sends nothing; a changed tender sends an update.
 
 Everything is real and runs on loopback: the ``smart-agent`` command in a child
 process, a CKAN server with the recorded tenders, an aiosmtpd mail server, a
-Telegram Bot API fake, SQLite in a temporary folder, and ``smart-agent serve``.
+Telegram Bot API fake, the run's database (``tests.databases``), and
+``smart-agent serve``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import feedparser
 import httpx
 import pytest
 
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import smtp_in_thread
@@ -62,7 +64,13 @@ def world(tmp_path: Path) -> Iterator[World]:
     with serve(source) as source_url, serve(bot) as bot_url, smtp_in_thread() as mail:
         port = free_port()
         (tmp_path / "config.toml").write_text(
-            CONFIG.format(source=source_url, bot=bot_url, smtp_port=mail.port, port=port),
+            CONFIG.format(
+                database=databases.url(tmp_path),
+                source=source_url,
+                bot=bot_url,
+                smtp_port=mail.port,
+                port=port,
+            ),
             encoding="utf-8",
         )
         (tmp_path / "subscriptions.toml").write_text(SUBSCRIPTIONS, encoding="utf-8")
@@ -71,7 +79,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 CONFIG = """
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 public_url = "http://127.0.0.1:{port}"
 templates_dir = "{templates}"
 

@@ -1,7 +1,7 @@
 """The served feeds: Atom, RSS 2.0 and iCalendar, in Hebrew, Arabic and English.
 
-A real app over real SQLite, fed by the real pipeline from the CKAN fake
-(the 2017 mr.gov.il rows); the source's rows are edited between polls to
+A real app over a real database (``tests.databases``), fed by the real
+pipeline from the CKAN fake (the 2017 mr.gov.il rows); the source's rows are edited between polls to
 update an item and to move a deadline.
 """
 
@@ -33,6 +33,7 @@ from agent.models import Subscription
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.samples import alert, item, recipient
@@ -109,7 +110,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": PUBLIC_URL,
                     "signing_key": "feeds-test-signing-key",

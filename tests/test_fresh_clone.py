@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,28 @@ def test_the_recorded_data_is_committed() -> None:
     if tracked.returncode != 0:
         pytest.skip("not a git checkout")
     assert "tests/data/ckan/SOURCES.md" in tracked.stdout.splitlines()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist workers"])
+def test_a_read_beside_the_repository_fails_the_run_even_if_caught(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    (tmp_path / "test_peek.py").write_text(
+        "import contextlib\nfrom pathlib import Path\n\n\ndef test_peek() -> None:\n"
+        "    with contextlib.suppress(PermissionError):\n"
+        f"        Path({str(OUTSIDE / 'shared' / 'notes.md')!r}).read_bytes()\n",
+        encoding="utf-8",
+    )
+    options = ["-p", "tests.conftest", "-c", "pyproject.toml", "--rootdir", str(ROOT), "-q"]
+    test = str(tmp_path / "test_peek.py")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", *options, *workers, "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},  # not a worker
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+    assert f"the tests read outside the repository:\n  {OUTSIDE}/shared/notes.md" in run.stdout

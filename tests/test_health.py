@@ -16,6 +16,7 @@ from agent.health import ServiceStatus, SourceStatus, source_health, verdict
 from agent.models import SourceState
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import NOW, serve
 from tests.fakes import ckan
 
@@ -90,7 +91,7 @@ async def test_health_answers_503_until_every_source_is_polled_then_200(tmp_path
     with serve(ckan.build_app()) as url:
         config = build_config(
             {
-                "agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}"},
+                "agent": {"database_url": databases.url(tmp_path)},
                 "sources": {"tenders": {"kind": "ckan", "base_url": url}},
             },
             base_dir=tmp_path,

@@ -43,6 +43,7 @@ from agent.rules import (
 )
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import NOW, ROOT, serve
 from tests.fakes import ckan
 from tests.samples import alert, item, recipient
@@ -226,7 +227,7 @@ async def feed_url(tmp_path: Path) -> AsyncIterator[str]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                 },
                 "sources": {
@@ -348,7 +349,7 @@ def test_rule_fields_have_size_limits(fields: dict[str, object], error: str) -> 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     (tmp_path / "config.toml").write_text(
-        f'[agent]\ndatabase_url = "sqlite:///var/agent.db"\n'
+        f'[agent]\ndatabase_url = "{databases.url(tmp_path)}"\n'
         f'templates_dir = "{ROOT / "templates"}"\n',
         encoding="utf-8",
     )

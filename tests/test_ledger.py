@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import ckan
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -48,7 +49,9 @@ kind = "ckan"
 base_url = "{source}"
 alert_on_first_poll = true
 """
-        (tmp_path / "config.toml").write_text(config_text(sources), encoding="utf-8")
+        (tmp_path / "config.toml").write_text(
+            config_text(databases.url(tmp_path), sources), encoding="utf-8"
+        )
         user = User(tmp_path)
         for name, address in (("kept", "team@ngo.example"), ("gone", REFUSED)):
             user.run("subscriptions", "add", name, "-q", '"כוח אדם"', "--channel", "email",

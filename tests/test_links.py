@@ -27,10 +27,13 @@ from agent.links import Links, LinkState, Purpose, parse
 from agent.models import Delivery, Subscription
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 
 NOW = datetime(2017, 7, 1, 9, 0, tzinfo=UTC)
+#: Why the tests on the previous release's database run on SQLite only.
+PREVIOUS = "the previous release's database was an SQLite file"
 KEY = "a-test-signing-key"
 
 #: ``subscription`` and ``delivery`` as the previous release's ``smart-agent init``
@@ -174,6 +177,7 @@ def test_anything_else_is_not_a_token(change: object) -> None:
 # --- identities on a database made by the previous release ---------------------------------
 
 
+@pytest.mark.sqlite_only(PREVIOUS)
 def test_an_older_database_gains_random_identities_once(tmp_path: Path) -> None:
     previous_release_database(tmp_path / "a.db")
     engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
@@ -194,6 +198,7 @@ def test_an_older_database_gains_random_identities_once(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.sqlite_only(PREVIOUS)
 def test_an_older_database_keeps_its_addresses_by_channel(tmp_path: Path) -> None:
     previous_release_database(tmp_path / "a.db")
     with sqlite3.connect(tmp_path / "a.db") as connection:
@@ -212,7 +217,7 @@ def test_an_older_database_keeps_its_addresses_by_channel(tmp_path: Path) -> Non
 
 
 def test_a_new_database_never_hands_a_deleted_rows_id_out_again(tmp_path: Path) -> None:
-    engine = database.connect(f"sqlite:///{tmp_path / 'a.db'}")
+    engine = database.connect(databases.url(tmp_path))
     database.init(engine)
     with Session(engine, expire_on_commit=False) as session:
         first = subscriptions.save(session, entry("first"), now=NOW)
@@ -239,18 +244,26 @@ class World:
     previous_release: bool
 
 
-@pytest.fixture(params=["new database", "previous release's database"])
+@pytest.fixture(
+    params=[
+        "new database",
+        pytest.param("previous release's database", marks=pytest.mark.sqlite_only(PREVIOUS)),
+    ]
+)
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
     previous_release = request.param != "new database"
     if previous_release:
         previous_release_database(tmp_path / "a.db")
+        url = f"sqlite:///{tmp_path / 'a.db'}"
+    else:
+        url = databases.url(tmp_path)
     # Two sources serving the same rows: the second poll makes as many
     # deliveries as the first, the case where reused row ids collided.
     with serve(ckan.build_app()) as first, serve(ckan.build_app()) as second:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": url,
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": "https://alerts.example.org",
                     "signing_key": KEY,

@@ -3,8 +3,9 @@
 Each reaches the user as one clear line and a non-zero exit, never a
 traceback; nothing is half-written; and the same command, run again once the
 cause is fixed, does the work and sends nothing twice. Every command runs as a
-child process, as an operator runs it, against a real SQLite file, a real SMTP
-server and, for the full disk and the read-only file system, a real tmpfs.
+child process, as an operator runs it, against a real database (the paths, the
+lock, the full disk and the read-only file system are SQLite's file's), a real
+SMTP server and, for the full disk and the read-only file system, a real tmpfs.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
+from agent.models import Delivery, DeliveryStatus
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -39,9 +45,12 @@ class Site:
     folder: Path
     source: str
     mail: Mailbox
+    #: The test's database (``tests.databases``): an SQLite file at ``var/agent.db`` by default.
+    database: str
 
-    def configure(self, database: str = "sqlite:///var/agent.db", *, mail: str = "") -> None:
-        """Write config.toml with ``database`` and the e-mail settings ``mail`` (else SMTP)."""
+    def configure(self, database: str = "", *, mail: str = "") -> None:
+        """Write config.toml with ``database`` (else the site's) and the e-mail ``mail``."""
+        database = database or self.database
         mail = mail or f'host = "127.0.0.1"\nport = {self.mail.port}'
         (self.folder / "config.toml").write_text(
             f"""
@@ -73,7 +82,7 @@ alert_on_first_poll = true
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     with serve(ckan.build_app()) as source, smtp_in_thread() as mail:
-        yield Site(tmp_path, source, mail)
+        yield Site(tmp_path, source, mail, databases.url(tmp_path, "var/agent.db"))
 
 
 def one_line(stderr: str) -> str:
@@ -94,6 +103,7 @@ def sent_once(site: Site) -> None:
 # --- bad database paths ------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("a path to an SQLite file")
 def test_a_database_under_a_file_is_one_line_and_works_once_the_path_is_fixed(
     site: Site,
 ) -> None:
@@ -112,6 +122,7 @@ def test_a_database_under_a_file_is_one_line_and_works_once_the_path_is_fixed(
     sent_once(site)
 
 
+@pytest.mark.sqlite_only("a path to an SQLite file")
 def test_a_folder_where_the_database_file_should_be_is_one_line(site: Site) -> None:
     (site.folder / "var" / "agent.db").mkdir(parents=True)
     site.configure("sqlite:///var/agent.db")
@@ -142,6 +153,7 @@ def test_a_database_url_no_engine_understands_is_a_configuration_error(
     assert not (site.folder / "var").exists()
 
 
+@pytest.mark.sqlite_only("SQLite's read-only mode")
 def test_a_read_only_database_keeps_nothing_of_the_run_and_the_rerun_sends_once(
     site: Site,
 ) -> None:
@@ -193,6 +205,7 @@ def tell(child: subprocess.Popen[str], command: str, answer: str) -> None:
     assert child.stdout.readline().strip() == answer
 
 
+@pytest.mark.sqlite_only("SQLite's file lock and busy timeout")
 def test_a_database_locked_past_the_busy_timeout_is_one_line_then_the_rerun_sends_once(
     site: Site,
 ) -> None:
@@ -215,6 +228,7 @@ def test_a_database_locked_past_the_busy_timeout_is_one_line_then_the_rerun_send
     sent_once(site)
 
 
+@pytest.mark.sqlite_only("SQLite's file lock and busy timeout")
 def test_a_lock_taken_right_after_a_send_is_waited_out_and_nothing_is_sent_twice(
     site: Site,
 ) -> None:
@@ -277,6 +291,16 @@ def source_failures(database: Path) -> list[tuple[str, int]]:
         return [(name, count) for name, count in db.execute(query)]
 
 
+def due_now(database: str) -> None:
+    """Make every retrying delivery due (its backoff is over), as time passing would."""
+    engine = sa.create_engine(database)
+    with engine.begin() as connection:
+        retrying = col(Delivery.status) == DeliveryStatus.RETRYING
+        past = datetime(2000, 1, 1, tzinfo=UTC)
+        connection.execute(sa.update(Delivery).where(retrying).values(next_attempt_at=past))
+    engine.dispose()
+
+
 def stored_items(database: Path) -> int:
     """How many items the database holds."""
     with contextlib.closing(sqlite3.connect(database)) as db:
@@ -294,6 +318,7 @@ def stored_items(database: Path) -> int:
     ],
     ids=["nothing-left", "filled-by-the-poll"],
 )
+@pytest.mark.sqlite_only("an SQLite file on a full disk")
 def test_a_full_disk_keeps_nothing_of_the_run_and_the_rerun_sends_once(
     site: Site, small_disk: Path, leave: int, sqlite_said: str, poll: str
 ) -> None:
@@ -315,6 +340,7 @@ def test_a_full_disk_keeps_nothing_of_the_run_and_the_rerun_sends_once(
     assert source_failures(database) == [("tenders", 0)]
 
 
+@pytest.mark.sqlite_only("an SQLite file on a read-only file system")
 def test_a_read_only_file_system_is_one_line_then_the_rerun_sends_once(
     site: Site, small_disk: Path
 ) -> None:
@@ -352,8 +378,7 @@ def test_an_unwritable_drop_folder_keeps_the_email_and_delivers_the_rest(site: S
     assert site.statuses() == ["retrying email"] * ALERTS + ["sent rss"] * ALERTS
     # Fixed, and a minute later (the first retry's backoff) it goes out, once.
     (site.folder / "notes.txt").unlink()
-    with contextlib.closing(sqlite3.connect(site.folder / "var" / "agent.db")) as db, db:
-        db.execute("update delivery set next_attempt_at = '2000-01-01' where status = 'retrying'")
+    due_now(site.database)
     assert f"delivered: {ALERTS} sent, 0 to retry, 0 dead" in site.run("run-once").stdout
     assert len(list((site.folder / "notes.txt" / "mail").glob("*.eml"))) == 1
     assert site.statuses() == ["sent email"] * ALERTS + ["sent rss"] * ALERTS

@@ -15,13 +15,14 @@ from agent import db as database
 from agent import outbox
 from agent.errors import DeliveryError, PermanentDeliveryError, RateLimited
 from agent.models import Delivery, StoredEvent, StoredItem, Subscription
+from tests import databases
 from tests.conftest import NOW
 from tests.samples import delivery_row
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = database.connect(f"sqlite:///{tmp_path / 'agent.db'}")
+    engine = database.connect(databases.url(tmp_path))
     database.init(engine)
     yield engine
     engine.dispose()
@@ -223,6 +224,7 @@ def test_due_at(cadence: str, now: datetime, due: datetime) -> None:
     assert outbox.due_at(cadence, now, zone="Asia/Jerusalem", hour=8) == due
 
 
+@pytest.mark.sqlite_only("sets SQLite's own limit on parameters")
 def test_a_poll_with_more_rows_than_sqlite_has_parameters_is_queued(engine: Engine) -> None:
     sub_id, _ = seed(engine)
     with Session(engine) as session:

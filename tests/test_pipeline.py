@@ -19,6 +19,7 @@ from agent.config import AgentSettings
 from agent.matching import Matcher
 from agent.models import Delivery, SourceState, StoredEvent, StoredItem
 from agent.pipeline import PollResult, poll
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import ckan
 from tests.fakes.jsonapi import Failure
@@ -90,7 +91,7 @@ def served(server: Server) -> Iterator[str]:
 
 @pytest.fixture
 async def setup(tmp_path: Path, served: str, server: Server) -> AsyncIterator[Setup]:
-    db = database.connect(f"sqlite:///{tmp_path / 'agent.db'}")
+    db = database.connect(databases.url(tmp_path))
     database.init(db)
     with Session(db) as session:
         entry = subscriptions.SubscriptionInput.model_validate(

@@ -12,6 +12,7 @@ from agent.config import build_config
 from agent.models import Delivery, DeliveryStatus, StoredEvent, StoredItem
 from agent.scheduler import purge_job
 from agent.service import Agent
+from tests import databases
 from tests.conftest import NOW, serve
 from tests.fakes import ckan
 from tests.samples import Clock
@@ -26,7 +27,7 @@ async def test_old_history_goes_and_what_is_still_due_stays(tmp_path: Path) -> N
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "keep_deliveries": "P1D",
                     "keep_events": "P1D",
                 },

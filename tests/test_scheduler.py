@@ -22,6 +22,7 @@ from agent.models import SourceState, Subscription
 from agent.scheduler import Poller, purge_job, retry_after, schedule
 from agent.service import Agent
 from agent.subscriptions import SubscriptionInput
+from tests import databases
 from tests.conftest import NOW, serve
 from tests.fakes import ckan
 from tests.samples import Clock
@@ -46,7 +47,7 @@ async def test_a_failing_source_is_retried_sooner_and_every_source_is_scheduled(
     with serve(ckan.build_app(fail="500")) as url:
         config = build_config(
             {
-                "agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}"},
+                "agent": {"database_url": databases.url(tmp_path)},
                 "sources": {
                     "broken": {"kind": "ckan", "base_url": url, "every": "PT6H"},
                     "off": {"kind": "ckan", "base_url": url, "enabled": False},
@@ -76,7 +77,7 @@ async def test_a_real_scheduler_awaits_the_poll_jobs(tmp_path: Path) -> None:
     with serve(ckan.build_app()) as url:
         config = build_config(
             {
-                "agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}"},
+                "agent": {"database_url": databases.url(tmp_path)},
                 "sources": {"tenders": {"kind": "ckan", "base_url": url, "every": "PT1H"}},
             },
             base_dir=tmp_path,
@@ -102,7 +103,7 @@ async def test_a_real_scheduler_awaits_the_poll_jobs(tmp_path: Path) -> None:
 
 async def test_the_purge_job_deletes_web_subscriptions_that_never_confirmed(tmp_path: Path) -> None:
     config = build_config(
-        {"agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}", "manage_link_ttl": "P30D"}},
+        {"agent": {"database_url": databases.url(tmp_path), "manage_link_ttl": "P30D"}},
         base_dir=tmp_path,
     )
     clock = Clock(NOW)

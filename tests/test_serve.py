@@ -19,6 +19,7 @@ import feedparser
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, feeds, telegram
 from tests.fakes.smtp import smtp_in_thread
@@ -39,7 +40,7 @@ FEED = "/real-gov/va.gov_rss_PressRel_2021-12-08.xml"
 
 CONFIG = """
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 public_url = "http://127.0.0.1:{port}"
 templates_dir = "{templates}"
 dispatch_every = 1
@@ -130,6 +131,7 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     ):
         port = free_port()
         config = CONFIG.format(
+            database=databases.url(tmp_path),
             port=port,
             templates=ROOT / "templates",
             smtp_port=mail.port,

@@ -22,8 +22,10 @@ from sqlmodel import Session
 
 from agent import db as database
 from agent import subscriptions
+from agent.config import load_config
 from agent.links import Links
 from agent.models import Subscription
+from tests import databases
 from tests.conftest import ROOT
 from tests.service import assert_clean, free_port, get, wait_until
 
@@ -40,7 +42,7 @@ def folder(tmp_path: Path) -> Path:
     (tmp_path / "config.toml").write_text(
         f"""
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{databases.url(tmp_path)}"
 templates_dir = "{ROOT / "templates"}"
 public_url = "http://127.0.0.1:{free_port()}"
 
@@ -93,7 +95,7 @@ def serving(folder: Path, *args: str) -> Iterator[str]:
     assert_clean(log.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("command", ["serve", "run-once"])
+@pytest.mark.parametrize("command", ["serve", "worker", "run-once"])
 def test_a_service_without_a_signing_key_refuses_to_start(folder: Path, command: str) -> None:
     result = smart_agent(folder, command)
     assert result.returncode == 2
@@ -101,7 +103,7 @@ def test_a_service_without_a_signing_key_refuses_to_start(folder: Path, command:
     assert "no signing key" in line
     assert "smart-agent init" in line
     assert "SMART_AGENT_AGENT__SIGNING_KEY" in line
-    assert not (folder / "var" / "agent.db").exists()
+    assert not databases.migrated(database_of(folder))
 
 
 @pytest.mark.parametrize("where", ["file", "environment"])
@@ -150,9 +152,14 @@ def test_a_local_trial_starts_without_a_key_and_says_its_links_are_unsafe(folder
         assert get(f"{url}/health/live") is not None
 
 
+def database_of(folder: Path) -> str:
+    """The database URL of the folder's configuration."""
+    return load_config(folder / "config.toml").database_url
+
+
 def subscribe(folder: Path) -> Subscription:
     """Store a subscription in the folder's database, as ``subscriptions add`` does."""
-    engine = database.connect(f"sqlite:///{folder / 'var' / 'agent.db'}")
+    engine = database.connect(database_of(folder))
     entry = subscriptions.SubscriptionInput.model_validate(
         {"name": "cloud", "query": "ענן", "channels": ["rss"]}
     )

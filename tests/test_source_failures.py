@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import budgetkey, ckan, govil, mof, ocds
 from tests.user import User, config_text
@@ -81,7 +82,9 @@ kind = "ckan"
 base_url = "{good}"
 alert_on_first_poll = true
 """
-        (tmp_path / "config.toml").write_text(config_text(sources), encoding="utf-8")
+        (tmp_path / "config.toml").write_text(
+            config_text(databases.url(tmp_path), sources), encoding="utf-8"
+        )
         (tmp_path / "subscriptions.toml").write_text(SUBSCRIPTIONS, encoding="utf-8")
         yield User(tmp_path)
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from agent.errors import AgentError
 from agent.subscription_files import MAX_IMPORT_BYTES, read_file
 from agent.subscriptions import MAX_NAME_LENGTH, SubscriptionInput
+from tests import databases
 from tests.user import User, config_text
 
 
@@ -61,7 +62,7 @@ def test_an_import_with_a_long_name_says_which_entry(tmp_path: Path) -> None:
 
 
 def test_add_refuses_a_long_name_in_one_line(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text(config_text(), encoding="utf-8")
+    (tmp_path / "config.toml").write_text(config_text(databases.url(tmp_path)), encoding="utf-8")
     user = User(tmp_path)
     result = user.run("subscriptions", "add", "n" * 1000, "-q", "ענן", "--channel", "rss", code=1)
     assert "name" in result.stderr
@@ -76,7 +77,7 @@ def test_a_deeply_nested_json_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_import_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text(config_text(), encoding="utf-8")
+    (tmp_path / "config.toml").write_text(config_text(databases.url(tmp_path)), encoding="utf-8")
     huge = tmp_path / "subscriptions.toml"
     with huge.open("wb") as file:
         file.truncate(MAX_IMPORT_BYTES + 1)  # sparse: nothing is written to the disk

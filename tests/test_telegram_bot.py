@@ -1,4 +1,4 @@
-"""The Telegram bot over HTTP: real python-telegram-bot, the agent on SQLite, the Bot API fake.
+"""The Telegram bot over HTTP: real python-telegram-bot, the agent, the Bot API fake.
 
 Every conversation goes through ``getUpdates`` as it would with Telegram:
 the test pushes what a person types, the bot's own polling task picks it up,
@@ -26,6 +26,7 @@ from agent.models import Delivery, Subscription
 from agent.service import Agent
 from notifiers.base import ServiceContext, start_background, stop_background
 from notifiers.telegram_bot import MUTED
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.telegram_updates import channel_post, group_message, my_chat_member
@@ -108,7 +109,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'agent.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "signing_key": "k",
                 },
@@ -232,7 +233,7 @@ async def test_a_blocked_bot_pauses_the_chat_and_records_why_until_it_is_started
     assert world.statuses() == ["suppressed"]
 
     (world.folder / "config.toml").write_text(
-        config_text().replace("var/agent.db", str(world.folder / "agent.db")), encoding="utf-8"
+        config_text(world.agent.config.database_url), encoding="utf-8"
     )
     listed = User(world.folder).run("suppressions", "list").stdout
     assert "telegram  5020" in listed

@@ -37,10 +37,12 @@ from notifiers.base import (
 from notifiers.telegram import MAX_LENGTH, TelegramNotifier
 from notifiers.telegram_limits import FloodLimits, Limit
 from notifiers.telegram_updates import SECRET_HEADER
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import telegram
 from tests.fakes.telegram_updates import private_message
 from tests.samples import alert, item, recipient
+from tests.test_web_api_site import serve_here
 from tests.user import User, config_text
 
 TOKEN = "123456:TEST-token"
@@ -181,7 +183,7 @@ async def hooked(tmp_path: Path, bot: tuple[Starlette, str]) -> AsyncIterator[Ho
     config = build_config(
         {
             "agent": {
-                "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                "database_url": databases.url(tmp_path),
                 "templates_dir": str(ROOT / "templates"),
                 "signing_key": "k",
             },
@@ -200,7 +202,9 @@ async def hooked(tmp_path: Path, bot: tuple[Starlette, str]) -> AsyncIterator[Ho
         web = create_app(agent, routes=channel_routes(agent.notifiers.values(), context))
         listening = start_background(agent.notifiers.values(), context)
         try:
-            with serve(web) as site:
+            # In this event loop, as under ``serve``: the webhook answers with the bot
+            # the agent opened here, whose connections belong to this loop.
+            async with serve_here(web) as site:
                 yield Hooked(agent, app, site)
         finally:
             await stop_background(listening)
@@ -248,7 +252,9 @@ def test_the_cli_prints_the_deep_links_of_a_subscription(
 ) -> None:
     _, url = bot
     telegram_table = f'[notifiers.telegram]\nbase_url = "{url}/bot"\n'
-    (tmp_path / "config.toml").write_text(config_text(telegram_table), encoding="utf-8")
+    (tmp_path / "config.toml").write_text(
+        config_text(databases.url(tmp_path), telegram_table), encoding="utf-8"
+    )
     user = User(tmp_path, env={"SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN": TOKEN})
     user.run("subscriptions", "add", "team", "-q", "מחשוב", "--channel", "rss")
     out = user.run("subscriptions", "telegram-link", "team").stdout
@@ -259,11 +265,12 @@ def test_the_cli_prints_the_deep_links_of_a_subscription(
     assert f"/start {start[1]}" in out
     missing = user.run("subscriptions", "telegram-link", "nobody", code=1)
     assert "no subscription 'nobody'" in missing.stderr
-    (tmp_path / "config.toml").write_text(config_text(), encoding="utf-8")
+    (tmp_path / "config.toml").write_text(config_text(databases.url(tmp_path)), encoding="utf-8")
     off = User(tmp_path).run("subscriptions", "telegram-link", "team", code=1)
     assert "SMART_AGENT_NOTIFIERS__TELEGRAM__TOKEN" in off.stderr
 
 
+@pytest.mark.sqlite_only("the benchmark keeps its own SQLite file")
 def test_the_benchmark_sends_every_alert_once_through_429s() -> None:
     result = telegram_bench.run(40, 10)
     assert (result.messages, result.lost, result.duplicated) == (40, 0, 0)

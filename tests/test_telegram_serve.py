@@ -6,20 +6,22 @@ import json
 import re
 from pathlib import Path
 
+from tests import databases
 from tests.conftest import serve
 from tests.fakes import telegram
 from tests.fakes.telegram_updates import private_message
-from tests.service import TELEGRAM_TOKEN, free_port, serving, smart_agent, wait_until
+from tests.service import TELEGRAM_TOKEN, serving, smart_agent, wait_until
 from tests.user import config_text
 
 
 def test_serve_connects_a_chat_that_sends_the_deep_link_and_exits_cleanly(tmp_path: Path) -> None:
     bot = telegram.build_app(TELEGRAM_TOKEN)
     with serve(bot) as bot_url:
-        tables = (
-            f'[server]\nport = {free_port()}\n\n[notifiers.telegram]\nbase_url = "{bot_url}/bot"\n'
+        # Port 0: the test never calls the web server, which takes any free port.
+        tables = f'[server]\nport = 0\n\n[notifiers.telegram]\nbase_url = "{bot_url}/bot"\n'
+        (tmp_path / "config.toml").write_text(
+            config_text(databases.url(tmp_path), tables), encoding="utf-8"
         )
-        (tmp_path / "config.toml").write_text(config_text(tables), encoding="utf-8")
         smart_agent(tmp_path, "init")
         smart_agent(tmp_path, "subscriptions", "add", "team", "-q", "מחשוב", "--channel", "rss",
                     "--language", "en")  # fmt: skip

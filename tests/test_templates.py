@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.user import User, config_text
@@ -17,7 +18,9 @@ def user(tmp_path: Path) -> Iterator[User]:
     with serve(ckan.build_app()) as source:
         sources = f'[sources.tenders]\nkind = "ckan"\nbase_url = "{source}"\n'
         # Overrides first, then the built-in templates, as an admin sets it up.
-        text = config_text(sources).replace(f'"{ROOT / "templates"}"', '"overrides"')
+        text = config_text(databases.url(tmp_path), sources).replace(
+            f'"{ROOT / "templates"}"', '"overrides"'
+        )
         (tmp_path / "config.toml").write_text(text, encoding="utf-8")
         (tmp_path / "overrides" / "telegram" / "en").mkdir(parents=True)
         yield User(tmp_path)

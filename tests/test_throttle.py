@@ -1,7 +1,7 @@
 """Rate limits in the database: the core, then two web processes sharing one database.
 
-"Two processes" are two agents, each with its own ``create_app``, over one SQLite
-file: nothing is shared between them but the database, as between processes.
+"Two processes" are two agents, each with its own ``create_app``, over one
+database: nothing else is shared between them, as between processes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from agent.throttle import Attempt, Limit, Scope
 from agent.web import create_app
 from agent.web.login import PER_ADDRESS
 from agent.web.signup import PER_CLIENT, RESEND_AFTER
+from tests import databases
 from tests.test_web_api_site import PASSWORD, ApiSite, api_site, csrf_in, serve_here
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -32,7 +33,7 @@ FEED = {"rule": {"query": "שירותי"}, "channels": ["rss"]}
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    found = db.connect(f"sqlite:///{tmp_path / 't.db'}")
+    found = db.connect(databases.url(tmp_path))
     db.init(found)
     yield found
     found.dispose()

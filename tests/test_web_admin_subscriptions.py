@@ -1,8 +1,8 @@
 """The console's subscriptions over HTTP: noise, the rule editor's preview, saving, the audit log.
 
 ``console`` (used by the ledger's and the templates' tests too) runs a real
-``Agent`` over a temporary SQLite database, polls the CKAN fake's recorded
-2017 tenders once (alerting on the first poll) and serves the web app; the
+``Agent`` over a fresh database (``tests.databases``), polls the CKAN fake's
+recorded 2017 tenders once (alerting on the first poll) and serves the web app; the
 clock stands on 1 July 2017, so the last 30 days hold most of those tenders.
 """
 
@@ -28,6 +28,7 @@ from agent.service import Agent
 from agent.web import create_app
 from agent.web.admin_subscriptions import PAGE_SIZE
 from agent.web.admin_subscriptions_noise import noise, weeks
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -108,7 +109,7 @@ async def console(folder: Path) -> AsyncIterator[Console]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{folder / 'a.db'}",
+                    "database_url": databases.url(folder),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": "http://alerts.example.org",
                     "signing_key": "admin-console-test-key",

@@ -1,7 +1,7 @@
 """What the JSON API's tests share: a real Agent over the CKAN fake and an SMTP fake, served.
 
-``api_site(folder)`` opens an ``Agent`` on a fresh SQLite database whose
-source is the CKAN fake with the recorded 2017 tenders (polled once) and
+``api_site(folder)`` opens an ``Agent`` on a fresh database
+(``tests.databases``) whose source is the CKAN fake with the recorded 2017 tenders (polled once) and
 whose e-mail goes to a real SMTP server (aiosmtpd), and serves
 ``create_app(agent)`` on loopback in the test's own event loop, as
 ``smart-agent serve`` runs them together: the channels' connections (SMTP)
@@ -35,6 +35,7 @@ from agent.links import Purpose
 from agent.models import Subscription
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.fakes.smtp import Mailbox, smtp_in_thread
@@ -137,7 +138,7 @@ async def api_site(folder: Path, *, poll: bool = True) -> AsyncIterator[ApiSite]
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{folder / 'api.db'}",
+                    "database_url": databases.url(folder),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": PUBLIC_URL,
                     "signing_key": "api-test-signing-key",

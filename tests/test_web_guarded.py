@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from agent.config import build_config
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.service import (
@@ -50,7 +51,7 @@ def paths(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[
 @pytest.fixture
 async def app_url(tmp_path: Path) -> AsyncIterator[tuple[str, list[BaseRoute]]]:
     config = build_config(
-        {"agent": {"database_url": f"sqlite:///{tmp_path / 'a.db'}", "signing_key": "k"}},
+        {"agent": {"database_url": databases.url(tmp_path), "signing_key": "k"}},
         base_dir=tmp_path,
     )
     async with Agent.open(config) as agent:
@@ -79,7 +80,7 @@ async def test_no_admin_page_or_endpoint_answers_an_anonymous_visitor(
 
 CONFIG = """
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 public_url = "http://127.0.0.1:{port}"
 templates_dir = "{templates}"
 dispatch_every = 1
@@ -122,6 +123,7 @@ def test_secrets_stay_out_of_the_log_the_ledger_and_error_pages(tmp_path: Path) 
         with serve(ckan.build_app()) as source, serve(switch) as bot_url:
             port = free_port()
             config = CONFIG.format(
+                database=databases.url(tmp_path),
                 port=port,
                 templates=ROOT / "templates",
                 dead_port=free_port(),  # nobody listens: every e-mail fails

@@ -24,6 +24,7 @@ from agent.config import build_config
 from agent.service import Agent
 from agent.web import create_app
 from agent.web.login import PER_ADDRESS, PER_CLIENT, local_path
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.samples import Clock
@@ -70,7 +71,7 @@ async def running(tmp_path: Path, *, public_url: str = "http://127.0.0.1") -> As
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": public_url,
                     "signing_key": "web-login-test-signing-key",

@@ -21,6 +21,7 @@ from agent.links import Links
 from agent.models import Delivery, DeliveryStatus, Subscription
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.service import TELEGRAM_TOKEN
@@ -93,7 +94,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": PUBLIC,
                     "signing_key": KEY,

@@ -20,6 +20,7 @@ from agent.config import build_config
 from agent.models import Subscription
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 
@@ -97,7 +98,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": "http://alerts.example.org",
                     "signing_key": "orgs-test-signing-key",

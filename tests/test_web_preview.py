@@ -19,6 +19,7 @@ from agent.models import StoredItem, Subscription
 from agent.rules import RuleSpec
 from agent.service import Agent
 from agent.web import create_app
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 
@@ -40,7 +41,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'agent.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": SITE,
                     "signing_key": "web-preview-key",

@@ -23,6 +23,7 @@ from agent.service import Agent
 from agent.web import create_app
 from agent.web.public_search import search
 from agent.web.public_status import Failure, failure_of
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan
 from tests.service import Switch
@@ -83,7 +84,7 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": "https://alerts.example.org",
                     "signing_key": "public-pages-test-key",

@@ -28,6 +28,7 @@ from agent.models import Subscription
 from agent.service import Agent
 from agent.web import create_app
 from notifiers.base import ServiceContext, start_background, stop_background
+from tests import databases
 from tests.conftest import ROOT, serve
 from tests.fakes import ckan, telegram
 from tests.fakes.smtp import Mailbox
@@ -96,7 +97,7 @@ async def world(tmp_path: Path, smtp_server: Mailbox) -> AsyncIterator[World]:
         config = build_config(
             {
                 "agent": {
-                    "database_url": f"sqlite:///{tmp_path / 'agent.db'}",
+                    "database_url": databases.url(tmp_path),
                     "templates_dir": str(ROOT / "templates"),
                     "public_url": SITE,
                     "signing_key": "web-subscribe-key",

@@ -14,11 +14,11 @@ from tests.service import assert_clean
 ENV = {"SMART_AGENT_AGENT__SIGNING_KEY": "k"}
 
 
-def config_text(sources: str = "", *, extra: str = "") -> str:
-    """A configuration with a local database, the shipped templates and ``sources``."""
+def config_text(database: str, sources: str = "", *, extra: str = "") -> str:
+    """A configuration with ``database`` (a ``tests.databases`` URL), templates and ``sources``."""
     return f"""
 [agent]
-database_url = "sqlite:///var/agent.db"
+database_url = "{database}"
 templates_dir = "{ROOT / "templates"}"
 {extra}
 {sources}

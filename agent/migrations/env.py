@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from agent import accounts, db, models, throttle  # noqa: F401  (their tables join the metadata)
+from agent import accounts, db, leases, models, throttle  # noqa: F401  (their tables join the metadata)
 
 
 def _migrate(connection: Connection) -> None:

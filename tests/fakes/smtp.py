@@ -129,7 +129,7 @@ class Mailbox:
         self.servers.clear()
 
 
-class _Handler:
+class Handler:
     """aiosmtpd handler: refuse listed recipients, keep every accepted message."""
 
     def __init__(self, mailbox: Mailbox, *, login_required: bool = False) -> None:
@@ -198,7 +198,7 @@ class _Options:
 async def _start(mailbox: Mailbox, options: _Options | None = None) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     options = options or _Options()
-    handler = _Handler(mailbox, login_required=options.login is not None)
+    handler = Handler(mailbox, login_required=options.login is not None)
     context = options.certificate.server_context() if options.certificate else None
 
     def connection() -> SMTP:
@@ -217,7 +217,8 @@ async def _start(mailbox: Mailbox, options: _Options | None = None) -> asyncio.S
         return server
 
     tls = context if options.security is Security.TLS else None
-    server = await loop.create_server(connection, mailbox.host, 0, ssl=tls)
+    # Port 0 picks a free one; a given port lets a test bring a server back where it was.
+    server = await loop.create_server(connection, mailbox.host, mailbox.port, ssl=tls)
     mailbox.port = int(server.sockets[0].getsockname()[1])
     return server
 
@@ -276,9 +277,9 @@ async def smtp_server() -> AsyncIterator[Mailbox]:
 
 
 @contextlib.contextmanager
-def smtp_in_thread() -> Iterator[Mailbox]:
-    """Run a real SMTP server in its own thread and event loop for the duration."""
-    mailbox = Mailbox()
+def smtp_in_thread(port: int = 0) -> Iterator[Mailbox]:
+    """Run a real SMTP server in its own thread and event loop for the duration (on ``port``)."""
+    mailbox = Mailbox(port=port)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: list[asyncio.Server] = []
