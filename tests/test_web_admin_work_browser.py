@@ -161,8 +161,8 @@ def test_an_admin_replays_a_dead_delivery_and_the_mail_arrives(
         expect(page.get_by_role("status")).to_contain_text("queued to be sent again")
         [mail] = site.mail_to(CATH_ADDRESS)
         assert CATH_LAB in str(mail["Subject"]) or CATH_LAB in mail.as_string()
-        page.reload()
-        expect(page.locator("dl.details")).to_contain_text("Sent")
+        # The mail is in; the worker records it a moment later: look again until it has.
+        wait_until(lambda: _reloaded(page, "dl.details", "Sent"), what="the send recorded")
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -206,3 +206,9 @@ def test_every_channels_html_is_shown_in_a_sandboxed_frame(
             expect(frame).to_have_count(1)
             expect(frame).to_have_attribute("sandbox", "")
             expect(frame).to_have_attribute("title", re.compile(".+"))
+
+
+def _reloaded(page: Page, selector: str, text: str) -> bool:
+    """Reload ``page`` and say whether ``selector`` now shows ``text``."""
+    page.reload()
+    return text in page.locator(selector).inner_text()
