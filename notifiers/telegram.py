@@ -194,12 +194,14 @@ class TelegramNotifier(BaseModel):
         slot = self._limits.take(chat_id)
         await asyncio.sleep(slot.wait)
         try:
-            return await bot.send_message(
+            sent = await bot.send_message(
                 chat_id,
                 text=text,
                 parse_mode="HTML" if html else None,
                 link_preview_options=LinkPreviewOptions(is_disabled=self.disable_web_page_preview),
             )
+            self._limits.settle(slot)
+            return sent
         except RetryAfter as exc:
             self._limits.release(slot)
             seconds = _seconds(exc.retry_after)

@@ -16,6 +16,7 @@ buckets let up to twice the limit through within one window, and with
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import time
 from collections import deque
@@ -112,6 +113,21 @@ class FloodLimits:
             window.add(when, now)
         self._forget(now)
         return Slot(chat_id, when, when - now)
+
+    def settle(self, slot: Slot) -> None:
+        """Count a sent message at the moment its answer came, no earlier than Telegram did.
+
+        A request reaches Telegram some time after its slot (the event loop, the
+        network, a busy machine); counting it from its answer keeps the next one
+        a full window after it there too, whatever that delay was.
+        """
+        now = self._clock()
+        # The chat's and group's windows only: the overall one spreads over many
+        # chats at once, and the margin is enough for it.
+        for window in self._windows(slot.chat_id)[1:]:
+            with contextlib.suppress(ValueError):
+                window.times.remove(slot.at)
+            bisect.insort(window.times, max(now, slot.at))
 
     def release(self, slot: Slot) -> None:
         """Give a slot back: Telegram refused that message (429), so it counted for nothing."""
