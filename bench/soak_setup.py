@@ -21,10 +21,8 @@ import json
 import os
 import random
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +40,7 @@ from bench.fanout_db import CHANNEL_MIX
 from bench.soak_sinks import TOKEN
 from bench.vocab import load_corpus
 from bench.workload import Workload
-from tests.postgres import BIN, REASON
+from tests import postgres as pg
 from tests.service import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,34 +49,14 @@ SIGNING_KEY = "soak-signing-key"
 _INSERT_CHUNK = 5000
 
 
-def _as_postgres(*command: str) -> None:
-    # PostgreSQL refuses to run as root.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_user, *command], check=True, capture_output=True)
-
-
 @contextlib.contextmanager
 def postgres(*, fsync: bool = True) -> Iterator[str]:
     """Start a throwaway server; yield the URL of an empty database on it."""
-    assert BIN is not None, REASON
-    folder = Path(tempfile.mkdtemp(prefix="soak-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    _as_postgres(str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    options = (
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}"
-    )
-    pg_ctl = [str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log")]
-    _as_postgres(*pg_ctl, "-o", options, "start")
-    try:
-        admin = f"postgresql://postgres@127.0.0.1:{port}"
-        with psycopg.connect(f"{admin}/postgres", autocommit=True) as connection:
+    settings = pg.DURABLE if fsync else pg.FAST
+    with pg.running(settings) as server:
+        with psycopg.connect(f"{server.admin_url}/postgres", autocommit=True) as connection:
             connection.execute('CREATE DATABASE "soak"')
-        yield f"{admin}/soak"
-    finally:
-        _as_postgres(*pg_ctl, "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        yield f"{server.admin_url}/soak"
 
 
 def server_version(url: str) -> str:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -33,30 +34,76 @@ REASON = "PostgreSQL is not installed (.ci/run installs it: apt-get install post
 def _run(*command: str) -> None:
     # PostgreSQL refuses to run as root: CI runs as root, a developer usually not.
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_user, *command], check=True, capture_output=True)
+    subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=60)
+
+
+#: A test server's data need not survive a power cut: no fsync, no waiting for
+#: the log, no full pages in it. Room for every engine the tests keep open.
+FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+#: As a production server writes (a benchmark's figures must pay for it).
+DURABLE = "-c max_connections=300"
+
+
+@dataclass(frozen=True)
+class Server:
+    """One throwaway server in ``folder``, listening on 127.0.0.1:``port`` whenever it runs."""
+
+    folder: Path
+    port: int
+    settings: str
+
+    @property
+    def admin_url(self) -> str:
+        """The superuser's URL (``postgresql://postgres@...``), without a database."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        """The server's own log."""
+        return self.folder / "log"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 {self.settings}"
+        self._pg_ctl("-o", options, "start")
+
+    def stop(self) -> None:
+        """Stop the server at once, as an operator's restart does (``-m fast``)."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def database(self) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        return database(self.admin_url)
+
+    def _pg_ctl(self, *args: str) -> None:
+        assert BIN is not None, REASON
+        data = str(self.folder / "data")
+        _run(str(BIN / "pg_ctl"), "-D", data, "-w", "-l", str(self.log), *args)
+
+
+@contextlib.contextmanager
+def running(settings: str = FAST) -> Iterator[Server]:
+    """Make and start a throwaway server; stop and remove it at the end."""
+    assert BIN is not None, REASON
+    folder = Path(tempfile.mkdtemp(prefix="smart-agent-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    found = Server(folder, free_port(), settings)
+    _run(str(BIN / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "postgres")
+    found.start()
+    try:
+        yield found
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            found.stop()  # already stopped if a test failed while it was down
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def server() -> Iterator[str]:
     """Start a throwaway server; yield its admin URL (``postgresql://postgres@...``)."""
-    assert BIN is not None, REASON
-    folder = Path(tempfile.mkdtemp(prefix="smart-agent-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    data, port = folder / "data", free_port()
-    _run(str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    # A test server's data need not survive a power cut: no fsync, no waiting for
-    # the log, no full pages in it. Room for every engine the tests keep open.
-    durability = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 {durability}"
-    options += " -c max_connections=300"
-    pg_ctl = [str(BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log")]
-    _run(*pg_ctl, "-o", options, "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        _run(*pg_ctl, "-m", "fast", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+    with running() as found:
+        yield found.admin_url
 
 
 def database(admin_url: str) -> str:
