@@ -88,8 +88,8 @@ class AgentSettings(BaseModel):
     #: A dispatch run owns the alerts it is sending this long; a worker that dies
     #: mid-send leaves them to be resent (same Message-ID) once it has passed.
     delivery_lease: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
-    #: How many messages one process sends at once (never two to one subscriber).
-    send_concurrency: int = Field(default=8, ge=1, le=256)
+    #: How many messages one process sends at once on each channel (one per subscription).
+    send_concurrency: int = Field(default=16, ge=1, le=256)
     #: How often unconfirmed sign-ups and deliveries and events past their keep are deleted.
     purge_every: timedelta = Field(default=timedelta(hours=6), gt=timedelta(0))
     #: A failed source is retried this soon, then twice as late after each failure in a row.

@@ -28,7 +28,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from agent import accounts, leases, throttle  # noqa: F401  (their tables join the metadata)
 from agent.db_errors import Target, first_line, translate
@@ -280,3 +280,14 @@ def _move_legacy_addresses(connection: Connection) -> None:
     for row in rows:
         found = {_LEGACY_ADDRESS_COLUMNS[n]: row[n] for n in legacy if row[n]}
         connection.execute(sa.update(table).where(table.c.id == row["id"]).values(addresses=found))
+
+
+def relaxed_commit(session: Session) -> None:
+    """Let this transaction's commit return before the server's disk has it (PostgreSQL).
+
+    Only for a transaction whose loss in a crash of the server itself is
+    harmless: such a commit is either kept whole or lost whole, within a
+    fraction of a second of being made. Elsewhere it does nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, text, update
+from sqlalchemy import ColumnElement, and_, func, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -120,11 +120,11 @@ def next_group(
     *,
     now: datetime,
     skip: Collection[str] = (),
-    busy: Collection[int] = (),
+    busy: Collection[Group] = (),
 ) -> Group | None:
     """The group of the oldest due row of an active subscription, on a channel not in ``skip``.
 
-    Subscriptions in ``busy`` (being sent to already) are passed over.
+    Groups in ``busy`` (being sent already) are passed over.
 
     On PostgreSQL the row's subscription is locked (``FOR NO KEY UPDATE SKIP
     LOCKED``) until the caller commits, so workers asking at once are handed
@@ -144,7 +144,8 @@ def next_group(
     if skip:
         query = query.where(col(Delivery.channel).not_in(list(skip)))
     if busy:
-        query = query.where(col(Delivery.subscription_id).not_in(list(busy)))
+        pair = tuple_(col(Delivery.subscription_id), col(Delivery.channel))
+        query = query.where(pair.not_in(list(busy)))
     found = session.exec(query).first()
     return None if found is None else (found[0], found[1])
 

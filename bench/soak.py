@@ -199,7 +199,9 @@ def soak(settings: Settings, folder: Path) -> Run:
             settings.poll, settings.dispatch_every, settings.keep, settings.purge_every, lease
         )
         ports = {"smtp": smtp.port, "bot": bot.port, "source": source.port}
-        config = soak_setup.config(folder, database_url=url, timing=timing, **ports)
+        config = soak_setup.config(
+            folder, database_url=url, timing=timing, workers=settings.workers, **ports
+        )
         _log(f"PostgreSQL at {url}; ports {ports}")
         soak_setup.smart_agent(config, "init")
         started = time.perf_counter()

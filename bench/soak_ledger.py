@@ -88,6 +88,9 @@ class Ledger:
     messages: dict[str, int]
     #: Seconds from visible to accepted, per channel.
     latencies: dict[str, list[float]]
+    #: Alerts owed, and still queued at the end, per channel.
+    owed_on: dict[str, int]
+    queued_on: dict[str, int]
 
     def latency(self, share: float, channel: str | None = None) -> float | None:
         """The ``share`` quantile (nearest rank) of latency, on one channel or all."""
@@ -181,6 +184,7 @@ def settle(
         for key in message.keys:
             copies[(message.channel, message.to, key)].append(message)
     missing = due.alerts - copies.keys()
+    still = missing & waiting
     latencies: dict[str, list[float]] = defaultdict(list)
     for alert, found in copies.items():
         if alert in due.alerts:
@@ -191,7 +195,7 @@ def settle(
         owed_deliveries=due.deliveries,
         arrived=len(copies.keys() & due.alerts),
         lost=len(missing - waiting - held),
-        queued=len(missing & waiting),
+        queued=len(still),
         held=len(missing & held),
         unexpected=len(copies.keys() - due.alerts),
         duplicated=sum(len(found) - 1 for found in repeated.values()),
@@ -202,4 +206,13 @@ def settle(
         ),
         messages=dict(counts),
         latencies=dict(latencies),
+        owed_on=_per_channel(due.alerts),
+        queued_on=_per_channel(still),
     )
+
+
+def _per_channel(alerts: Iterable[Alert]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for channel, _, _ in alerts:
+        counts[channel] += 1
+    return dict(counts)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent import retention
+from bench import soak_setup
 
 if TYPE_CHECKING:
     from bench.soak import Run
@@ -63,24 +64,12 @@ def passed(run: Run) -> bool:
 
 
 def _alerts(run: Run) -> list[Row]:
-    ledger, poll = run.ledger, run.settings.poll
-    p50_target, p95_target = poll / 2 + 30, poll + 120
-
-    def latency(share: float) -> str:
-        parts = [f"{name} {_s(ledger.latency(share, c))}" for c, name in _CHANNELS]
-        return f"{_s(ledger.latency(share))} ({', '.join(parts)})"
-
-    p50, p95 = ledger.latency(0.5), ledger.latency(0.95)
+    ledger = run.ledger
     messages = ", ".join(f"{name} {ledger.messages.get(c, 0):,}" for c, name in _CHANNELS)
+    queued = ", ".join(f"{name} {ledger.queued_on.get(c, 0):,}" for c, name in _CHANNELS)
     made = run.made
     return [
-        Row(
-            "latency p50, visible → accepted",
-            latency(0.5),
-            f"≤ {p50_target:g} s",
-            _le(p50, p50_target),
-        ),
-        Row("latency p95", latency(0.95), f"≤ {p95_target:g} s", _le(p95, p95_target)),
+        *(_latency(run, channel, name) for channel, name in _CHANNELS),
         Row("alerts lost", f"{ledger.lost:,} of {ledger.owed:,} owed", "0", ledger.lost == 0),
         Row(
             "alerts duplicated",
@@ -88,7 +77,12 @@ def _alerts(run: Run) -> list[Row]:
             "0 without kills" if not run.kills else "each recognisable",
             ledger.duplicated == (ledger.recognisable if run.kills else 0),
         ),
-        Row("alerts still queued at the end", f"{ledger.queued:,}", "0", ledger.queued == 0),
+        Row(
+            "alerts still queued at the end",
+            f"{ledger.queued:,} ({queued})",
+            "0",
+            ledger.queued == 0,
+        ),
         Row(
             "alerts held for the digest by the hourly cap",
             f"{ledger.held:,}",
@@ -107,6 +101,27 @@ def _alerts(run: Run) -> list[Row]:
 
 
 _CHANNELS = (("email", "e-mail"), ("telegram", "Telegram"))
+#: Messages a second a channel accepts from one sender, where it has a limit.
+CAPACITY = {"telegram": soak_setup.TELEGRAM_PER_SECOND}
+
+
+def _latency(run: Run, channel: str, name: str) -> Row:
+    """One channel's latency, judged unless the run owes it more than it may carry."""
+    poll, ledger = run.settings.poll, run.ledger
+    p50_target, p95_target = poll / 2 + 30, poll + 120
+    p50, p95 = ledger.latency(0.5, channel), ledger.latency(0.95, channel)
+    target = f"p50 ≤ {p50_target:g} s, p95 ≤ {p95_target:g} s"
+    ok: bool | None = _le(p50, p50_target) and _le(p95, p95_target)
+    owed = ledger.owed_on.get(channel, 0) / (run.settings.minutes * 60)
+    limit = CAPACITY.get(channel)
+    if limit is not None and owed > limit:
+        # Nothing the workers do can meet it: the backlog grows by the difference.
+        target += (
+            f"; not judged: {owed:.0f} alerts a second owed, {name} takes "
+            f"{limit} messages a second from one bot"
+        )
+        ok = None
+    return Row(f"{name} latency, visible → accepted", f"p50 {_s(p50)}, p95 {_s(p95)}", target, ok)
 
 
 def _memory(run: Run) -> list[Row]:
@@ -140,8 +155,6 @@ def _database(run: Run) -> list[Row]:
     made = max(s.newest_delivery for s in samples if s.t <= last.t) - steady.newest_delivery
     grown = last.db_bytes - steady.db_bytes
     items = last.item_bytes - steady.item_bytes
-    before = steady.event_bytes + steady.delivery_bytes
-    after = last.event_bytes + last.delivery_bytes
     per = 1e5 / made if made else 0.0
     final = sum(n for state, n in last.outbox.items() if state in FINAL)
     bound = run.settings.rate / 3600 * run.per_item * (run.settings.keep + run.settings.purge_every)
@@ -151,12 +164,7 @@ def _database(run: Run) -> list[Row]:
             f"{_mib(first.db_bytes)} / {_mib(peak)} / {_mib(last.db_bytes)}",
             "bounded (retention on)",
         ),
-        Row(
-            "outbox + events tables, once retention prunes → end",
-            f"{_mib(before)} → {_mib(after)}",
-            f"≤ +{TABLES_SHARE:.0%} (+ 1 MiB)",
-            after <= (1 + TABLES_SHARE) * before + TABLES_SLACK,
-        ),
+        _tables(run, steady, last),
         Row(
             "DB growth per 10⁵ deliveries, once retention prunes",
             f"{grown * per / MIB:+.1f} MiB, of which items {items * per / MIB:+.1f} MiB"
@@ -176,6 +184,30 @@ def _database(run: Run) -> list[Row]:
             "",
         ),
     ]
+
+
+def _tables(run: Run, steady: Sample, last: Sample) -> Row:
+    """The outbox and event tables against the most rows they had to hold at once.
+
+    PostgreSQL keeps a table's pages once it has them (deleted rows' space is
+    reused, not given back), so the tables are judged against the most rows
+    they held at once after retention began (alerts waiting for a channel or
+    held for a digest, sent rows within ``keep_deliveries``, their events), at
+    the bytes a row they took then: a table that grew beyond its rows is one
+    whose deleted rows' space was never reused.
+    """
+    before = steady.event_bytes + steady.delivery_bytes
+    after = last.event_bytes + last.delivery_bytes
+    rows = [s.deliveries + s.events for s in run.samples if steady.t <= s.t <= last.t]
+    start, peak = steady.deliveries + steady.events, max(rows, default=0)
+    bound = (1 + TABLES_SHARE) * before * max(peak, 1) / max(start, 1) + TABLES_SLACK
+    return Row(
+        "outbox + events tables, once retention prunes → end",
+        f"{_mib(before)} → {_mib(after)} (rows: {start:,}, at most {peak:,})",
+        f"≤ {_mib(int(bound))}: the most rows held at once, at the start's bytes a row "
+        f"(+{TABLES_SHARE:.0%}, + 1 MiB)",
+        after <= bound,
+    )
 
 
 def _machine(run: Run) -> str:

@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The workers' signing key, given in the environment as the README says.
 SIGNING_KEY = "soak-signing-key"
 _INSERT_CHUNK = 5000
+#: Telegram's limit for one bot, messages a second in all (performance.md §1).
+TELEGRAM_PER_SECOND = 30
 
 
 @contextlib.contextmanager
@@ -79,9 +81,21 @@ class Timing:
 
 
 def config(
-    folder: Path, *, database_url: str, smtp: int, bot: int, source: int, timing: Timing
+    folder: Path,
+    *,
+    database_url: str,
+    smtp: int,
+    bot: int,
+    source: int,
+    timing: Timing,
+    workers: int = 1,
 ) -> Path:
-    """Write the workers' ``config.toml``: the database, the channels, one source per doc type."""
+    """Write the workers' ``config.toml``: the database, the channels, one source per doc type.
+
+    Telegram's limit of 30 messages a second is the bot's, and each process
+    counts its own sends: ``workers`` processes get a share each, as the README
+    tells operators to set it.
+    """
     sources = "".join(
         f'\n[sources.bk-{doc_type}]\nkind = "budgetkey"\nbase_url = "{source_url(source)}"\n'
         f'doc_type = "{doc_type}"\nevery = {timing.poll_every:g}\n'
@@ -104,6 +118,7 @@ from_address = "Smart Agent <alerts@example.org>"
 
 [notifiers.telegram]
 base_url = "http://127.0.0.1:{bot}/bot"
+messages_per_second = {TELEGRAM_PER_SECOND / workers:g}
 {sources}"""
     path = folder / "config.toml"
     path.write_text(text, encoding="utf-8")

@@ -9,13 +9,13 @@ import pytest
 
 from agent import i18n
 from agent.cli_deliveries import format_reason
-from agent.dispatch import recipient_for
 from agent.links import Links
 from agent.models import Event, EventType, Item, Kind, Subscription
 from agent.rendering import BUILTIN_TEMPLATES, Alert, Renderer
 from agent.rules import RuleSpec, dump_node, evaluate, parse_query
 from agent.rules.explain import UNIVERSE, explain, scope_of, sentence
 from agent.rules.tree import Node
+from agent.sending import recipient_for
 from tests.conftest import NGO_QUERY, NOW
 
 FSI, PDI = "\u2068", "\u2069"

@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from agent.dispatch import recipient_for
 from agent.errors import AddressRejected, DeliveryError, PermanentDeliveryError
 from agent.links import Links, LinkState, Purpose, parse
 from agent.models import Subscription, new_public_id, new_secret
 from agent.rendering import BUILTIN_TEMPLATES, Renderer
+from agent.sending import recipient_for
 from notifiers import Notifiers
 from notifiers.base import Message
 from notifiers.email import EmailNotifier

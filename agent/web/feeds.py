@@ -31,7 +31,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent import ical
-from agent.dispatch import alert_for, recipient_for
 from agent.feeds import FeedFormat, FeedLinks
 from agent.links import Links
 from agent.models import (
@@ -43,6 +42,7 @@ from agent.models import (
     Subscription,
 )
 from agent.rendering import Alert, Renderer
+from agent.sending import alert_for, recipient_for
 from notifiers import feed_channels
 
 #: Entries per feed: enough for a reader polling daily, small enough to stay fast.
