@@ -154,7 +154,7 @@ def _one_at_a_time(connection: Connection) -> Iterator[None]:
     # Workers started together would each run the migrations, and the loser
     # fail on a table the winner just made: the others wait, then find them
     # done. PostgreSQL has advisory locks; an SQLite file gets a lock file
-    # beside it (SQLite runs DDL outside a transaction here).
+    # beside it.
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
         try:
@@ -186,6 +186,11 @@ def _migrate(connection: Connection) -> None:
         # Batch mode changes an SQLite table by copying it and dropping the old
         # one, which foreign keys would refuse while rows point at it.
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        # pysqlite opens a transaction only before it writes a row, so each
+        # CREATE or ALTER would be committed on its own: one that failed
+        # halfway would leave new tables without the revision that made them.
+        # SQLite's DDL is transactional; this makes an upgrade all or nothing.
+        connection.exec_driver_sql("BEGIN")
     try:
         config = _alembic_config(connection)
         before = MigrationContext.configure(connection).get_current_revision()

@@ -141,8 +141,8 @@ class Run:
         with Session(self.db, expire_on_commit=False) as session:
             # A claim lost in a crash of the database server leaves its rows due,
             # to be sent (again, with the same Message-ID): never lost. Not
-            # waiting for the disk takes the slowest step out of the one
-            # round trip every send waits for in turn.
+            # waiting for the disk matters here: a run makes its claims one
+            # after another, and every send waits for one.
             relaxed_commit(session)
             now = self.clock()
             paused = leases.held(session, [_pause(c) for c in self.notifiers], now=now)

@@ -45,24 +45,43 @@ SECRET_HEADER = "x-telegram-bot-api-secret-token"
 
 
 async def run(notifier: TelegramNotifier, context: ServiceContext) -> None:
-    """Set the commands menu, then poll until cancelled, or register the webhook."""
-    bot = notifier.bot
-    try:
-        await set_commands(bot, context)
-        if notifier.webhook_url:
-            await bot.set_webhook(
-                notifier.webhook_url,
-                secret_token=webhook_secret(notifier),
-                allowed_updates=ALLOWED_UPDATES,
-            )
-            logger.info("telegram: updates come to the webhook %s", notifier.webhook_url)
+    """Set the commands menu, then poll until cancelled, or register the webhook.
+
+    Telegram out of reach at that moment (a network error, a 5xx, a 429) is
+    waited out with backoff: giving up would leave the bot deaf for the life of
+    the process. Only a refusal that will not change (a wrong token) stops it.
+    """
+    pause = PAUSE
+    while True:
+        try:
+            await _start_listening(notifier, context)
+            break
+        except (InvalidToken, Forbidden) as exc:
+            logger.error("telegram: the bot cannot listen: %s", exc.message)
             return
-        # Telegram refuses getUpdates while a webhook is set (409).
-        await bot.delete_webhook()
-    except TelegramError as exc:
-        logger.error("telegram: the bot cannot listen: %s", exc.message)
+        except RetryAfter as exc:
+            await asyncio.sleep(_seconds(exc))
+        except TelegramError as exc:
+            logger.warning("telegram: cannot start listening (%s); again in %.0f s", exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, PAUSE_CAP)
+    if not notifier.webhook_url:
+        await poll(notifier.bot, Conversation(notifier, context))
+
+
+async def _start_listening(notifier: TelegramNotifier, context: ServiceContext) -> None:
+    bot = notifier.bot
+    await set_commands(bot, context)
+    if notifier.webhook_url:
+        await bot.set_webhook(
+            notifier.webhook_url,
+            secret_token=webhook_secret(notifier),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        logger.info("telegram: updates come to the webhook %s", notifier.webhook_url)
         return
-    await poll(bot, Conversation(notifier, context))
+    # Telegram refuses getUpdates while a webhook is set (409).
+    await bot.delete_webhook()
 
 
 async def poll(bot: Bot, conversation: Conversation, *, long_poll: int = POLL_TIMEOUT) -> None:

@@ -150,3 +150,20 @@ def test_the_previous_releases_database_is_upgraded_with_its_data(user: User) ->
     # The stored items were seen before: polling again finds them unchanged.
     assert rows(path, "SELECT count(*) FROM item") == [(21,)]
     assert rows(path, "SELECT count(*) FROM delivery") == [(4,)]
+
+
+@pytest.mark.sqlite_only("SQLite's DDL outside a transaction is what is tested")
+def test_an_upgrade_that_fails_halfway_leaves_the_database_as_it_was(user: User) -> None:
+    path = user.folder / "var" / "agent.db"
+    # Something in the way of the last revision's new table: every earlier
+    # step succeeds, then that one fails.
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE lease (kept INTEGER)")
+    connection.close()
+    schema = "SELECT type, name, sql FROM sqlite_master ORDER BY type, name"
+    before = rows(path, schema), {name: rows(path, query) for name, query in KEPT.items()}
+
+    failed = user.run("init", code=1)
+
+    assert "table lease already exists" in failed.stderr
+    assert (rows(path, schema), {name: rows(path, q) for name, q in KEPT.items()}) == before

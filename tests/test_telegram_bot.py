@@ -9,6 +9,7 @@ enforces Telegram's flood limits throughout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -104,6 +105,13 @@ def _chat_of(update: dict[str, Any]) -> int:
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     bot = telegram.build_app(TOKEN)
     bot.state.admins.add(777)
+    async with running(tmp_path, bot) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, bot: Starlette) -> AsyncIterator[World]:
+    """An agent talking with the Telegram fake ``bot``, its listener started."""
     clock = Clock(NOW)
     with serve(ckan.build_app()) as source, serve(bot) as bot_url:
         config = build_config(
@@ -294,6 +302,19 @@ async def test_html_telegram_refuses_is_delivered_as_plain_text(world: World) ->
     [alert] = [m for m in world.bot.state.sent if m["chat_id"] == "5040" and "חירום" in m["text"]]
     assert "parse_mode" not in alert
     assert "<b>" not in alert["text"]
+
+
+async def test_telegram_out_of_reach_at_start_is_waited_out(tmp_path: Path) -> None:
+    bot = telegram.build_app(TOKEN)
+    # A 502 twice, as Telegram's front end answers while the API behind it is down.
+    bot.state.method_failures["setMyCommands"] = ["server_error", "server_error"]
+    async with running(tmp_path, bot) as world:
+        # Tried again after 1 s, then 2 s: then the bot listens as usual.
+        await until(lambda: "getUpdates" in world.bot.state.calls)
+        assert world.bot.state.calls.count("setMyCommands") == 2 + 4
+        sub, token = world.subscribe("late", "en")
+        await world.say(private(5050, f"/start {token}"))
+        assert world.sub(sub.name).addresses == {"telegram": "5050"}
 
 
 async def test_the_bot_offers_its_commands_in_every_language(world: World) -> None:

@@ -17,7 +17,8 @@ cited in shared/docs/performance.md §1. It checks what Telegram checks:
 
 Sent messages are in ``app.state.sent``. Failures are programmed by appending
 names from ``FAILURES`` to ``app.state.failures``; each ``sendMessage`` takes
-one (``"ok"`` takes one and goes on, to interleave failures with successes).
+one (``"ok"`` takes one and goes on, to interleave failures with successes);
+``app.state.method_failures`` does the same for any other method, by name.
 Updates are pushed with ``push`` (shapes in ``tests.fakes.telegram_updates``);
 ``deliver`` posts one to the registered webhook instead. Group admins (for
 ``getChatMember``) are user ids in ``app.state.admins``. Bodies are read as form
@@ -78,6 +79,9 @@ def build_app(token: str) -> Starlette:
         params = await _params(request)
         app = request.app
         app.state.calls.append(name)
+        if failing := app.state.method_failures.get(name):
+            status, description, parameters = FAILURES[failing.pop(0)]
+            return _error(status, description, parameters)
         if name == "getUpdates":
             return await _get_updates(request, params)
         if name == "sendMessage":
@@ -102,6 +106,8 @@ def build_app(token: str) -> Starlette:
     app = Starlette(routes=[Route("/bot{token}/{method}", method, methods=["GET", "POST"])])
     app.state.sent = []
     app.state.failures = []
+    #: Failures for other methods: name → failure names, one taken per call.
+    app.state.method_failures = {}
     app.state.calls = []
     app.state.updates = []
     app.state.next_update = 1
