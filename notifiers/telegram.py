@@ -125,10 +125,12 @@ class TelegramNotifier(BaseModel):
             await bot.initialize()
         except InvalidToken as exc:
             await bot.shutdown()
-            raise ConfigError(f"notifiers.telegram.token: {exc.message}") from exc
+            # python-telegram-bot's message quotes the token itself: never repeat it.
+            raise ConfigError("notifiers.telegram.token: Telegram refused it") from exc
         except TelegramError as exc:
             await bot.shutdown()
-            raise DeliveryError(f"telegram bot could not start: {exc.message}") from exc
+            why = exc.message.replace(self.token.get_secret_value(), "<token>")
+            raise DeliveryError(f"telegram bot could not start: {why}") from exc
         self._bot = bot
         return self
 

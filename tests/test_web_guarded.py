@@ -159,3 +159,24 @@ def _failed_on_both(folder: Path) -> bool:
     """Whether an e-mail and a Telegram message have each failed at least once."""
     ledger = smart_agent(folder, "deliveries", "list", "--status", "retrying").stdout
     return "email" in ledger and "telegram" in ledger
+
+
+def test_a_token_telegram_refuses_is_named_but_never_shown(tmp_path: Path) -> None:
+    # The fake knows another bot's token: it answers ours 401, as Telegram does.
+    bot = telegram.build_app("999:another-bots-token")
+    with serve(ckan.build_app()) as source, serve(bot) as bot_url:
+        config = CONFIG.format(
+            database=databases.url(tmp_path),
+            port=free_port(),
+            templates=ROOT / "templates",
+            dead_port=free_port(),
+            bot=bot_url,
+            source=source,
+        )
+        (tmp_path / "config.toml").write_text(config, encoding="utf-8")
+        result = smart_agent(tmp_path, "run-once", check=False)
+
+    assert result.returncode == 2, result.stderr
+    assert "notifiers.telegram.token: Telegram refused it" in result.stderr
+    for secret in SECRETS:
+        assert secret not in result.stderr + result.stdout
