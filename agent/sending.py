@@ -162,7 +162,8 @@ class Run:
                 found.append((group, rows))
                 if rows and group[1] in free:
                     free[group[1]] -= 1
-                    free = {c: n for c, n in free.items() if n > 0}
+                    if not free[group[1]]:
+                        del free[group[1]]
             session.commit()
         return found, held
 
@@ -217,8 +218,8 @@ class Run:
                 return
             except AddressRejected as exc:
                 logger.warning("%s to %s refused for good: %s", channel, sub.name, exc)
-                await self.suppress(channel, address, str(exc))
-                await self.held(channel, address, [i for c in group if (i := c.delivery.id)])
+                ids = [i for c in group if (i := c.delivery.id) is not None]
+                await self.suppress(channel, address, str(exc), ids)
                 done.update(c.delivery.id or 0 for c in group)
                 return
             except DeliveryError as exc:
@@ -231,27 +232,14 @@ class Run:
                 await self.channel_works(channel)
             done.update(ids)
 
-    async def held(self, channel: str, address: str, ids: list[int]) -> bool:
-        """Hold the rows if ``address`` is suppressed on ``channel``; say whether it is."""
-
-        def hold(session: Session) -> int:
-            block = outbox.suppression(session, channel, address)
-            if block is None:
-                return -1
-            return outbox.hold(session, ids, owner=self.owner, reason=block.reason)
-
-        held = await self._record(ids, hold)
-        self.result.suppressed += max(held, 0)
-        return held >= 0
-
-    async def suppress(self, channel: str, address: str, reason: str) -> None:
-        """Record that ``channel`` refused ``address`` for good."""
+    async def suppress(self, channel: str, address: str, reason: str, ids: list[int]) -> None:
+        """Record that ``channel`` refused ``address`` for good; hold ``ids`` there."""
 
         def record(session: Session) -> int:
             outbox.suppress(session, channel, address, reason=reason, now=self.clock())
-            return 1
+            return outbox.hold(session, ids, owner=self.owner, reason=reason)
 
-        await self._record([], record)
+        self.result.suppressed += await self._record(ids, record)
         self.result.errors.append(reason)
 
     async def sent(self, ids: list[int], receipt: str | None) -> None:
